@@ -1,0 +1,64 @@
+"""hpobench_stn: fair wall-clock benchmarks of hyperparameter optimisation, and Self-Tuning Networks.
+
+The core (this package) defines search spaces, the budget clock, the Task and Method contracts, run
+records, the runner and the CLI. Methods and tasks are plug-ins that import the core and register
+themselves by name; the core finds them through entry points and never imports one by name.
+"""
+
+from .clock import Budget, BudgetTimer, Clock, FakeClock, WallClock
+from .method import AskTellMethod, Method, MethodError, NoOptions, ProposalError, RunContext
+from .records import FinalRecord, RunMetadata, ScheduleRecord, TrialRecord, TrialStatus
+from .registry import (
+    RegistryError,
+    get_method,
+    get_task,
+    load_plugin,
+    method_names,
+    register_method,
+    register_task,
+    task_names,
+)
+from .seeding import RunSeeds
+from .space import Config, Float, HParamKind, Int, SearchSpace, SpaceError
+from .task import Batch, EvalResult, FitResult, Preset, Split, Task, TaskError
+
+__all__ = [
+    "AskTellMethod",
+    "Batch",
+    "Budget",
+    "BudgetTimer",
+    "Clock",
+    "Config",
+    "EvalResult",
+    "FakeClock",
+    "FinalRecord",
+    "FitResult",
+    "Float",
+    "HParamKind",
+    "Int",
+    "Method",
+    "MethodError",
+    "NoOptions",
+    "Preset",
+    "ProposalError",
+    "RegistryError",
+    "RunContext",
+    "RunMetadata",
+    "RunSeeds",
+    "ScheduleRecord",
+    "SearchSpace",
+    "SpaceError",
+    "Split",
+    "Task",
+    "TaskError",
+    "TrialRecord",
+    "TrialStatus",
+    "WallClock",
+    "get_method",
+    "get_task",
+    "load_plugin",
+    "method_names",
+    "register_method",
+    "register_task",
+    "task_names",
+]

@@ -1,0 +1,7 @@
+"""``python -m hpobench_stn`` is the ``hpobench`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

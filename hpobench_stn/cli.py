@@ -1,0 +1,208 @@
+"""The ``hpobench`` command line (also ``python -m hpobench_stn``).
+
+Sub-commands: ``list``, ``run``, ``suite``, ``report``. Bad input ends with ``hpobench: error: ...``
+on stderr and exit status 2; set ``HPOBENCH_DEBUG=1`` for the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .clock import Budget
+from .records import TrialRecord
+from .registry import get_task, load_plugin, method_names, task_names
+from .report import write_csv
+from .runner import RunOutcome, RunSpec, execute
+from .seeding import check_seed
+from .suite import builtin_suites, load_suite
+
+__all__ = ["main"]
+
+DATA_ENV = "HPOBENCH_STN_DATA"
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budget must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"budget must be a positive, finite number of seconds, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer in [0, 2**63), got {text!r}") from None
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``key=value`` with a TOML value (``points=5``, ``acq_func="EI"``; bare words are strings)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"method options look like key=value, got {text!r}")
+    try:
+        return key, tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, raw
+
+
+def _data_dir(arg: str | None) -> Path | None:
+    value = arg or os.environ.get(DATA_ENV)
+    return Path(value) if value else None
+
+
+class _Progress:
+    """A tqdm bar over the run's charged seconds, with the best validation loss so far."""
+
+    def __init__(self, label: str, budget_s: float) -> None:
+        self.bar = tqdm(total=round(budget_s, 1), desc=label, unit="s", leave=False, disable=None)
+
+    def __call__(self, record: TrialRecord) -> None:
+        self.bar.n = min(round(record.elapsed_s, 1), self.bar.total)
+        best = "-" if record.best_so_far is None else f"{record.best_so_far:.4f}"
+        self.bar.set_postfix_str(f"trials={record.index + 1} best={best}", refresh=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _summary(outcome: RunOutcome) -> str:
+    f = outcome.final
+    best = "none" if f.incumbent_val_loss is None else f"{f.incumbent_val_loss:.4f}"
+    test = "none" if f.incumbent_test_loss is None else f"{f.incumbent_test_loss:.4f}"
+    verb = "already complete" if outcome.skipped else f"{f.elapsed_s:.1f}s charged"
+    return f"{f.n_trials} trials, best val {best}, test at best {test} ({verb}) -> {outcome.run_dir}"
+
+
+def _execute(spec: RunSpec, args: argparse.Namespace, label: str) -> RunOutcome:
+    progress = _Progress(label, spec.budget.seconds)
+    try:
+        return execute(
+            spec, Path(args.out), data_dir=_data_dir(args.data_dir), device=args.device, on_trial=progress
+        )
+    finally:
+        progress.close()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("methods: " + ", ".join(method_names()))
+    print("tasks:")
+    for name in task_names():
+        task = get_task(name)
+        print(f"  {name}: presets {', '.join(task.presets)}; {len(task.space)} hyperparameters")
+    print("suites: " + ", ".join(sorted(builtin_suites())))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec = RunSpec(args.task, args.method, args.preset, args.seed, Budget(args.budget), dict(args.option))
+    outcome = _execute(spec, args, spec.label())
+    print(f"{spec.label()}: {_summary(outcome)}")
+    return 0
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite).restricted(methods=args.methods, seeds=args.seeds, tasks=args.tasks)
+    runs = suite.runs()
+    out = Path(args.out) if args.out else Path("results") / suite.name
+    args.out = str(out)
+    print(
+        f"suite {suite.name}: {len(runs)} runs ({len(suite.tasks)} tasks x {len(suite.methods)} methods x "
+        f"{len(suite.seeds)} seeds), preset {suite.preset}, {suite.budget.seconds:g}s each -> {out}"
+    )
+    if args.dry_run:
+        for spec in runs:
+            print(f"  {spec.label()} budget={spec.budget.seconds:g}s options={dict(spec.method_options)}")
+        return 0
+    start = time.perf_counter()
+    for i, spec in enumerate(runs, start=1):
+        label = f"[{i}/{len(runs)}] {spec.label()}"
+        outcome = _execute(spec, args, label)
+        print(f"{label}: {_summary(outcome)}", flush=True)
+    print(f"suite {suite.name} done in {time.perf_counter() - start:.0f}s; report: hpobench report {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    csv_path = Path(args.csv) if args.csv else Path(args.dir) / "runs.csv"
+    table = write_csv(Path(args.dir), csv_path)
+    print(table.to_string(index=False))
+    print(f"wrote {csv_path}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help=f"data root (default: ${DATA_ENV})")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpobench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE", help="load a method/task plug-in file (repeatable)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list methods, tasks with their presets, and built-in suites")
+
+    run = sub.add_parser("run", help="one run of a method on a task")
+    run.add_argument("--task", required=True)
+    run.add_argument("--method", required=True)
+    run.add_argument("--preset", required=True)
+    run.add_argument("--budget", required=True, type=_budget, help="wall-clock seconds")
+    run.add_argument("--seed", required=True, type=_seed)
+    run.add_argument("--out", required=True, help="results folder")
+    run.add_argument("--option", action="append", default=[], type=_option, metavar="KEY=VALUE")
+    _common(run)
+
+    suite = sub.add_parser("suite", help="every task x method x seed of a suite, skipping complete runs")
+    suite.add_argument("suite", help="a suite file, or a built-in suite name")
+    suite.add_argument("--out", help="results folder (default: results/<suite name>)")
+    suite.add_argument("--methods", nargs="+", help="run only these methods")
+    suite.add_argument("--seeds", nargs="+", type=_seed, help="run only these seeds")
+    suite.add_argument("--tasks", nargs="+", help="run only these tasks")
+    suite.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    _common(suite)
+
+    report = sub.add_parser("report", help="one CSV row per run in a results folder")
+    report.add_argument("dir")
+    report.add_argument("--csv", help="output CSV (default: DIR/runs.csv)")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "suite": cmd_suite,
+    "report": cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        for plugin in args.plugin:
+            load_plugin(plugin)
+        return COMMANDS[args.command](args)
+    except (ValueError, OSError) as exc:
+        if os.environ.get("HPOBENCH_DEBUG"):
+            raise
+        print(f"hpobench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

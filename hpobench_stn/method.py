@@ -1,0 +1,201 @@
+"""The Method contract, the ask/tell base class, and the run context the harness hands to methods.
+
+``Method.run(task, ctx)`` is the single abstract method. Black-box methods subclass
+:class:`AskTellMethod`, which owns the loop::
+
+    setup → while budget left: ask → check the proposal against the space → fit → tell → record
+
+and times each phase per trial. Gray-box methods (STN) override :meth:`Method.run` and train inside
+one run, reporting each periodic validation through :meth:`RunContext.record`. Either way the
+harness, not the method, validates configs, keeps the incumbent, tests it with the clock paused and
+writes the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from .clock import PAUSED, BudgetTimer
+from .records import RunLog, ScheduleRecord, TrialRecord, TrialStatus, finite
+from .seeding import RunSeeds
+from .space import Config, SearchSpace, SpaceError
+from .task import FitResult, Task
+
+__all__ = ["AskTellMethod", "Method", "MethodError", "NoOptions", "ProposalError", "RunContext"]
+
+
+class MethodError(ValueError):
+    """A method was configured wrongly (unknown option, bad option value)."""
+
+
+class ProposalError(ValueError):
+    """A method proposed a config outside the search space; names the method, key and value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """Options of a method that has none."""
+
+
+class Method(ABC):
+    """A hyperparameter optimisation method.
+
+    Class attributes:
+        name: the registry name.
+        Options: a frozen dataclass of the method's options (suite files and the CLI fill it).
+        libraries: distributions whose versions are written into every run record.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[Any]] = NoOptions
+    libraries: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        allowed = [f.name for f in dataclasses.fields(self.Options)]
+        unknown = sorted(set(options or {}) - set(allowed))
+        if unknown:
+            raise MethodError(
+                f"method {self.name!r} got unknown option(s) {unknown}; allowed: {allowed or 'none'}"
+            )
+        try:
+            self.options = self.Options(**(options or {}))
+        except (TypeError, ValueError) as exc:
+            raise MethodError(f"method {self.name!r}: {exc}") from exc
+
+    def options_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.options)
+
+    @abstractmethod
+    def run(self, task: Task, ctx: RunContext) -> None:
+        """Spend ``ctx.timer``'s budget tuning ``task``; report each evaluation via ``ctx.record``."""
+
+
+class RunContext:
+    """What the harness gives a method for one run: the timer, the seeds, and the record keeper.
+
+    Attributes:
+        task: the task being tuned (data already loaded).
+        timer: charges time to phases; ``timer.expired()`` says when to stop.
+        seeds: the run's seeds (use ``seeds.method`` for the method's own randomness).
+        trials: records so far, in order.
+        incumbent: the record with the lowest validation loss so far.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        timer: BudgetTimer,
+        seeds: RunSeeds,
+        log: RunLog,
+        method_name: str,
+        on_trial: Callable[[TrialRecord], None] | None = None,
+    ) -> None:
+        self.task = task
+        self.timer = timer
+        self.seeds = seeds
+        self.log = log
+        self.method_name = method_name
+        self.on_trial = on_trial
+        self.trials: list[TrialRecord] = []
+        self.incumbent: TrialRecord | None = None
+
+    def check_proposal(self, proposal: Mapping[str, Any]) -> Config:
+        """Validate a proposed config against the task's space; raise :class:`ProposalError`."""
+        try:
+            return self.task.space.validate(proposal)
+        except SpaceError as exc:
+            raise ProposalError(f"method {self.method_name!r} proposed an invalid config: {exc}") from exc
+
+    def fit(self, config: Config) -> FitResult:
+        """``task.fit`` with failures recorded, not raised: an exception becomes a FAILED result."""
+        try:
+            return self.task.fit(config, self.timer, self.seeds)
+        except Exception as exc:  # noqa: BLE001 - any training failure is a FAILED trial, not a crash
+            return FitResult(TrialStatus.FAILED, None, 0, 0, f"{type(exc).__name__}: {exc}")
+
+    def record(self, config: Mapping[str, Any], fit: FitResult, phases_s: Mapping[str, float]) -> TrialRecord:
+        """Append one evaluation to the run log (clock paused), testing it if it is a new incumbent."""
+        config = self.check_proposal(config)
+        elapsed = self.timer.charged()
+        with self.timer.paused():
+            loss = finite(fit.loss)
+            previous = self.incumbent.val_loss if self.incumbent is not None else None
+            is_best = loss is not None and (previous is None or loss < previous)
+            test_loss = None
+            if is_best and fit.model is not None:
+                # Test evaluation never steers a method: its result goes to the record only.
+                test = self.task.evaluate(fit.model, "test")
+                test_loss = finite(test.loss) if test is not None else None
+            record = TrialRecord(
+                index=len(self.trials),
+                config=dict(config),
+                status=fit.status,
+                val_loss=loss,
+                val_metrics=dict(fit.val.metrics) if fit.val is not None and loss is not None else {},
+                best_so_far=loss if is_best else previous,
+                test_loss=test_loss,
+                elapsed_s=elapsed,
+                phases_s={k: v for k, v in phases_s.items() if k != PAUSED},
+                epochs=fit.epochs,
+                steps=fit.steps,
+                reason=fit.reason,
+            )
+            self.trials.append(record)
+            if is_best:
+                self.incumbent = record
+            self.log.append(record)
+            if self.on_trial is not None:
+                self.on_trial(record)
+        return record
+
+    def record_schedule(self, step: int, values: Mapping[str, float]) -> None:
+        """Log gray-box hyperparameter values at ``step`` (clock paused)."""
+        elapsed = self.timer.charged()
+        with self.timer.paused():
+            self.log.append(ScheduleRecord(step=step, elapsed_s=elapsed, values=dict(values)))
+
+
+def phase_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """Per-phase seconds spent between two :meth:`BudgetTimer.totals` snapshots."""
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0.0}
+
+
+class AskTellMethod(Method):
+    """A black-box method: the harness owns the loop, the subclass proposes and learns.
+
+    Subclasses implement :meth:`setup`, :meth:`ask` and :meth:`tell`. The harness charges them to the
+    phases ``ask`` (setup included) and ``tell``; training and validation are charged by the task.
+    """
+
+    @abstractmethod
+    def setup(self, space: SearchSpace, seed: int) -> None:
+        """Prepare to search ``space``; ``seed`` is the only source of randomness allowed."""
+
+    @abstractmethod
+    def ask(self) -> Mapping[str, Any] | None:
+        """The next config to evaluate, or None when the method has nothing left to propose."""
+
+    @abstractmethod
+    def tell(self, config: Config, loss: float | None) -> None:
+        """The validation loss of ``config``; None when the trial FAILED or never validated."""
+
+    def run(self, task: Task, ctx: RunContext) -> None:
+        timer = ctx.timer
+        with timer.phase("ask"):
+            self.setup(task.space, ctx.seeds.int_for_library("method"))
+        while not timer.expired():
+            before = timer.totals()
+            with timer.phase("ask"):
+                proposal = self.ask()
+            if proposal is None:
+                break
+            config = ctx.check_proposal(proposal)
+            fit = ctx.fit(config)
+            if not timer.expired():
+                # After the deadline nothing can use what the method would learn; skip the charge.
+                with timer.phase("tell"):
+                    self.tell(config, fit.loss)
+            ctx.record(config, fit, phase_delta(before, timer.totals()))

@@ -1,0 +1,197 @@
+"""Run one (task, method, preset, seed, budget) end to end, resumably.
+
+:func:`execute` is the only place that starts the clock. Its order of events is the fairness
+protocol (``docs/architecture.md``):
+
+1. refuse an unwritable output directory before anything is trained;
+2. skip a run whose ``final.json`` is valid; move aside an incomplete or corrupt log;
+3. ``task.prepare()`` (one-time download/decode, *not* charged);
+4. start the clock; ``task.load(seeds)`` (charged, phase ``data``);
+5. write the metadata (paused); ``method.run`` (charged, except test evaluation and records);
+6. write ``final.json`` atomically (paused).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .clock import PAUSED, Budget, BudgetTimer, Clock, WallClock
+from .method import RunContext
+from .provenance import describe_device, git_state, hostname, library_versions
+from .records import (
+    FinalRecord,
+    RunLog,
+    RunMetadata,
+    RunState,
+    TrialRecord,
+    TrialStatus,
+    load_final,
+    prepare_run_dir,
+    write_final,
+)
+from .registry import get_method, get_task
+from .seeding import RunSeeds, check_seed
+
+__all__ = ["OutputDirError", "RunMismatchError", "RunOutcome", "RunSpec", "check_writable", "execute"]
+
+
+class OutputDirError(OSError):
+    """The output directory cannot be created or written."""
+
+
+class RunMismatchError(ValueError):
+    """A finished run at the same path was made with different settings."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a suite: which task, method, preset, seed and budget (and the method's options)."""
+
+    task: str
+    method: str
+    preset: str
+    seed: int
+    budget: Budget
+    method_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)
+
+    def run_dir(self, out: Path) -> Path:
+        return Path(out) / self.task / self.preset / self.method / f"seed{self.seed}"
+
+    def label(self) -> str:
+        return f"{self.task}/{self.preset}/{self.method}/seed{self.seed}"
+
+    def matches(self, meta: RunMetadata) -> bool:
+        return (
+            meta.task == self.task
+            and meta.method == self.method
+            and meta.preset == self.preset
+            and meta.seed == self.seed
+            and meta.budget_s == self.budget.seconds
+            and meta.method_options == _options_of(self)
+        )
+
+
+def _options_of(spec: RunSpec) -> dict[str, Any]:
+    """The method's options as recorded (defaults filled in), for resume checks."""
+    return get_method(spec.method)(spec.method_options).options_dict()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    final: FinalRecord
+    run_dir: Path
+    skipped: bool  # True when the run was already complete and nothing ran
+    moved_aside: tuple[Path, ...] = ()  # logs of earlier, incomplete attempts
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and prove a file can be written there, or raise :class:`OutputDirError`."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputDirError(f"output directory {str(out)!r} is not writable: {exc.strerror or exc}") from exc
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto``/None → CUDA when available, else CPU; otherwise the named device, checked."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+def execute(
+    spec: RunSpec,
+    out: Path,
+    *,
+    data_dir: Path | None = None,
+    device: str | torch.device | None = "auto",
+    clock: Clock | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    command: list[str] | None = None,
+) -> RunOutcome:
+    """Run ``spec`` into ``out`` (or return the finished run found there). See the module docstring."""
+    check_writable(out)
+    task_cls = get_task(spec.task)
+    method = get_method(spec.method)(spec.method_options)
+    dev = resolve_device(device)
+    task = task_cls(spec.preset, device=dev, data_dir=data_dir)  # validates the preset name
+
+    run_dir = spec.run_dir(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state, moved = prepare_run_dir(run_dir)
+    if state is RunState.COMPLETE:
+        final = load_final(run_dir)
+        if not spec.matches(final.meta):
+            raise RunMismatchError(
+                f"{run_dir} holds a finished run with other settings (budget {final.meta.budget_s}s, "
+                f"options {final.meta.method_options}); choose another output directory"
+            )
+        return RunOutcome(final, run_dir, skipped=True)
+
+    task.prepare()
+    seeds = RunSeeds.from_master(spec.seed)
+    clock = clock if clock is not None else WallClock(dev)
+    timer = BudgetTimer(spec.budget, clock)
+    wall_start = clock.now()
+    timer.start()
+    with timer.phase("data"):
+        data_source = task.load(seeds)
+
+    with RunLog(run_dir) as log:
+        with timer.paused():
+            sha, dirty = git_state()
+            meta = RunMetadata(
+                task=spec.task,
+                preset=spec.preset,
+                method=spec.method,
+                method_options=method.options_dict(),
+                seed=spec.seed,
+                budget_s=spec.budget.seconds,
+                data_source=data_source,
+                device=describe_device(dev),
+                host=hostname(),
+                git_sha=sha,
+                git_dirty=dirty,
+                versions=library_versions(method.libraries),
+                command=list(command if command is not None else sys.argv),
+                started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
+            log.append(meta)
+        ctx = RunContext(task, timer, seeds, log, spec.method, on_trial)
+        method.run(task, ctx)
+        elapsed = timer.charged()
+        with timer.paused():
+            inc = ctx.incumbent
+            final = FinalRecord(
+                meta=meta,
+                incumbent_config=inc.config if inc is not None else None,
+                incumbent_val_loss=inc.val_loss if inc is not None else None,
+                incumbent_test_loss=inc.test_loss if inc is not None else None,
+                incumbent_trial=inc.index if inc is not None else None,
+                n_trials=len(ctx.trials),
+                n_complete=sum(t.status is TrialStatus.COMPLETE for t in ctx.trials),
+                elapsed_s=elapsed,
+                wall_s=clock.now() - wall_start,
+                phases_s={k: v for k, v in timer.totals().items() if k != PAUSED},
+            )
+            write_final(run_dir, final)
+    return RunOutcome(final, run_dir, skipped=False, moved_aside=tuple(moved))

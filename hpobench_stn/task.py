@@ -1,0 +1,259 @@
+"""The Task contract: a search space, presets, data, a model and a training recipe.
+
+A task serves two kinds of method through one contract:
+
+* **black-box** methods call :meth:`Task.fit` ("train this config from scratch for the preset's
+  epochs, validate after each epoch, keep the best-validation checkpoint");
+* **gray-box** methods (STN) run their own loop from the same parts: :meth:`Task.train_batches`,
+  :meth:`Task.eval_batches`, :meth:`Task.build_model`, :meth:`Task.make_optimizer`,
+  :meth:`Task.training_loss` (regularisers and augmentation applied) and :meth:`Task.evaluate`
+  (clean), under the same clock.
+
+Validation and test evaluation are always clean: ``model.eval()`` (no dropout) and no augmentation,
+for every method. :meth:`Task.evaluate` is the only code path that computes them.
+
+Lifecycle, driven by the runner: ``Task(preset, device=..., data_dir=...)`` → :meth:`prepare`
+(one-time download / decode / cache; *not* charged, so the first run of a suite is not penalised)
+→ :meth:`load` (charged to the run) → training.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from .clock import BudgetTimer
+from .records import TrialStatus
+from .seeding import RunSeeds
+from .space import Config, SearchSpace
+
+__all__ = ["Batch", "EvalResult", "FitResult", "Preset", "Split", "Task", "TaskError"]
+
+Split = Literal["val", "test"]
+Batch = tuple[torch.Tensor, ...]
+
+
+class TaskError(ValueError):
+    """A task was asked for something it does not have (unknown preset, missing data, ...)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings fixed for every method at one scale of a task; tasks subclass to add their own.
+
+    Attributes:
+        name: ``smoke`` (seconds, for tests), ``cpu`` (minutes on a laptop) or ``paper`` (GPU).
+        epochs: epochs per training run of a fixed config.
+        batch_size: training batch size (an optimisation setting, never tuned).
+    """
+
+    name: str
+    epochs: int
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise TaskError(f"preset {self.name!r}: epochs must be an integer >= 1, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise TaskError(
+                f"preset {self.name!r}: batch_size must be an integer >= 1, got {self.batch_size!r}"
+            )
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """A clean evaluation over a whole split.
+
+    Attributes:
+        loss: mean per-example loss (the quantity every method minimises on ``val``).
+        n: examples (or tokens) evaluated.
+        metrics: other means, e.g. ``{"accuracy": 0.93}``.
+    """
+
+    loss: float
+    n: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What training one config produced.
+
+    Attributes:
+        status: COMPLETE, FAILED (``reason`` says why) or OUT_OF_BUDGET (stopped at the deadline).
+        val: best validation over completed epochs; None if none completed or the trial FAILED.
+        epochs: completed epochs.
+        steps: optimiser steps taken.
+        reason: why it FAILED or stopped early.
+        model: the best-validation checkpoint in eval mode (None without a validation), so the
+            harness can test it with the clock paused.
+    """
+
+    status: TrialStatus
+    val: EvalResult | None
+    epochs: int
+    steps: int
+    reason: str | None = None
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def loss(self) -> float | None:
+        """The validation loss a method is told: None for a FAILED trial or one with no validation."""
+        return None if self.status is TrialStatus.FAILED or self.val is None else self.val.loss
+
+
+class Task(ABC):
+    """A tuning problem. Subclass, set the class attributes, implement the abstract methods.
+
+    Class attributes:
+        name: the registry name.
+        space: the search space every method shares.
+        presets: preset name → :class:`Preset` (or a subclass with task-specific fields).
+    """
+
+    name: ClassVar[str]
+    space: ClassVar[SearchSpace]
+    presets: ClassVar[Mapping[str, Preset]]
+
+    def __init__(
+        self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None
+    ) -> None:
+        if preset not in self.presets:
+            raise TaskError(f"unknown preset {preset!r} for task {self.name!r}; known: {', '.join(self.presets)}")
+        self.preset = self.presets[preset]
+        self.device = torch.device(device)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+
+    # ----------------------------------------------------------------------------------------------
+    # Data
+    def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately empty by default
+        """One-time, uncharged preparation: download, verify, decode and cache. Idempotent."""
+
+    @abstractmethod
+    def load(self, seeds: RunSeeds) -> str:
+        """Load the splits (charged to the run); the split may depend on ``seeds.data`` only.
+
+        Returns a description of the data source, written into the run's metadata.
+        """
+
+    @abstractmethod
+    def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        """One epoch of training batches on :attr:`device`, in an order drawn from ``generator``."""
+
+    @abstractmethod
+    def eval_batches(self, split: Split) -> Iterator[Batch]:
+        """The whole ``val`` or ``test`` split in a fixed order, never augmented."""
+
+    # ----------------------------------------------------------------------------------------------
+    # Model and objective
+    @abstractmethod
+    def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
+        """A freshly initialised model on :attr:`device`; weights drawn from ``generator`` only."""
+
+    @abstractmethod
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The preset's optimiser for ``model`` (optimisation settings are fixed by the preset)."""
+
+    @abstractmethod
+    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
+        """Scalar training loss with the config's regularisers and augmentation applied."""
+
+    @abstractmethod
+    def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+        """Summed clean loss over the batch, its number of examples, and summed extra metrics."""
+
+    # ----------------------------------------------------------------------------------------------
+    # Provided: clean evaluation and the fixed-config training loop
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: Split, timer: BudgetTimer | None = None) -> EvalResult | None:
+        """Mean clean loss and metrics over ``split`` (eval mode, no augmentation).
+
+        With a ``timer``, the deadline is checked before each batch; a validation cut by the deadline
+        returns None (a partial validation never counts).
+        """
+        was_training = model.training
+        model.eval()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        metric_sums: dict[str, torch.Tensor] = {}
+        n = 0
+        try:
+            for batch in self.eval_batches(split):
+                if timer is not None and timer.expired():
+                    return None
+                batch_loss, batch_n, batch_metrics = self.eval_sums(model, batch)
+                loss_sum += batch_loss.double()
+                for key, value in batch_metrics.items():
+                    metric_sums[key] = metric_sums.get(key, 0) + value.double()
+                n += batch_n
+        finally:
+            model.train(was_training)
+        if n == 0:
+            raise TaskError(f"task {self.name!r}: split {split!r} is empty")
+        return EvalResult(
+            loss=float(loss_sum) / n, n=n, metrics={k: float(v) / n for k, v in metric_sums.items()}
+        )
+
+    def clip_gradients(self, model: nn.Module) -> None:  # noqa: B027 - optional hook
+        """Called between ``backward()`` and ``step()``; override to clip (e.g. PTB's 0.25)."""
+
+    def fit(self, config: Config, timer: BudgetTimer, seeds: RunSeeds) -> FitResult:
+        """Train ``config`` from scratch for ``preset.epochs``, validating after each epoch.
+
+        The deadline is checked before every optimiser step and every validation batch; a trial that
+        reaches it stops there, and the validations it completed count (status OUT_OF_BUDGET). A
+        non-finite training or validation loss ends the trial as FAILED.
+        """
+        config = self.space.validate(config)
+        with timer.phase("train"):
+            model = self.build_model(config, seeds.torch("init"))
+            optimizer = self.make_optimizer(model)
+        order = seeds.torch("order")
+        best: EvalResult | None = None
+        best_state: dict[str, torch.Tensor] | None = None
+        epochs = steps = 0
+
+        def finish(status: TrialStatus, reason: str | None = None) -> FitResult:
+            if status is TrialStatus.FAILED or best_state is None:
+                return FitResult(status, None if status is TrialStatus.FAILED else best, epochs, steps, reason)
+            model.load_state_dict(best_state)
+            model.eval()
+            return FitResult(status, best, epochs, steps, reason, model)
+
+        # Dropout masks and augmentation draws come from torch's default generator; seed it in a
+        # forked scope so every method sees the same noise for the same seed, and nothing leaks out.
+        fork_devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seeds.noise)
+            for _ in range(self.preset.epochs):
+                with timer.phase("train"):
+                    model.train()
+                    for batch in self.train_batches(order):
+                        if timer.expired():
+                            return finish(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
+                        loss = self.training_loss(model, batch, config)
+                        if not torch.isfinite(loss):
+                            return finish(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {steps}")
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        self.clip_gradients(model)
+                        optimizer.step()
+                        steps += 1
+                with timer.phase("validate"):
+                    val = self.evaluate(model, "val", timer)
+                    if val is None:
+                        return finish(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
+                    epochs += 1
+                    if not math.isfinite(val.loss):
+                        return finish(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {epochs}")
+                    if best is None or val.loss < best.loss:
+                        # Keep the best-validation checkpoint (model selection is part of validation).
+                        best = val
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return finish(TrialStatus.COMPLETE)

@@ -1,0 +1,1 @@
+"""Built-in methods; each module registers one (or a family of) :class:`hpobench_stn.Method`."""

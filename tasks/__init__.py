@@ -1,0 +1,1 @@
+"""Built-in tasks; each module registers one :class:`hpobench_stn.Task`."""

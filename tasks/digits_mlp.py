@@ -1,0 +1,190 @@
+"""``digits_mlp``: an MLP on scikit-learn's bundled digits, the small real task for tests and offline use.
+
+Data: the 1,797 real 8×8 handwritten digits that ship with scikit-learn (no download). A fixed
+permutation (independent of the run seed) sets aside 397 test images; the remaining 1,400 are split
+into 1,000 training and 400 validation images by the run's data seed. Pixels are scaled to [0, 1].
+
+Model: 64 → H → H → 10 with ReLU, dropout on the input and after each hidden layer; SGD with
+momentum, fixed per preset. The training set is small enough that an unregularised MLP overfits,
+so the hyperparameters matter.
+
+Hyperparameters (all change the objective or the data, so a best-response method may tune them):
+
+==================  =============================  ======================================================
+name                range                          meaning
+==================  =============================  ======================================================
+``dropout_in``      [0, 0.8]                       dropout on the 64 input pixels
+``dropout_h1``      [0, 0.8]                       dropout after the first hidden layer
+``dropout_h2``      [0, 0.8]                       dropout after the second hidden layer
+``weight_decay``    [1e-6, 1e-1], log              L2 penalty ``wd/2 · ||W||²`` added to the loss
+``shift``           {0, 1, 2}                      random translation by up to ``shift`` pixels (augment.)
+==================  =============================  ======================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpobench_stn import (
+    Batch,
+    Config,
+    Float,
+    HParamKind,
+    Int,
+    Preset,
+    RunSeeds,
+    SearchSpace,
+    Split,
+    Task,
+    register_task,
+)
+from hpobench_stn.regularizers import element_dropout, per_example
+
+N_TEST = 397
+N_TRAIN = 1000
+_TEST_PERMUTATION_SEED = 20190506  # fixed: the test set is the same for every run seed
+
+
+@dataclass(frozen=True)
+class DigitsPreset(Preset):
+    hidden: int = 256  # units per hidden layer
+    lr: float = 0.05  # SGD learning rate (an optimisation setting: fixed, not tuned)
+    momentum: float = 0.9
+
+
+class DigitsMLP(nn.Module):
+    """64 → hidden → hidden → 10 with per-example dropout rates.
+
+    Shape:
+        x: ``(N, 64)``; rates: each ``(N,)``; output: ``(N, 10)`` logits.
+    """
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, 10)
+
+    def forward(
+        self, x: torch.Tensor, p_in: torch.Tensor, p_h1: torch.Tensor, p_h2: torch.Tensor
+    ) -> torch.Tensor:
+        x = element_dropout(x, p_in, self.training)
+        x = element_dropout(F.relu(self.fc1(x)), p_h1, self.training)
+        x = element_dropout(F.relu(self.fc2(x)), p_h2, self.training)
+        return self.out(x)
+
+
+def random_shift(images: torch.Tensor, max_shift: torch.Tensor) -> torch.Tensor:
+    """Translate each 8×8 image by a random offset in ``[-max_shift, max_shift]`` per axis, zero-filled.
+
+    Vectorised over the batch (no Python loop over images).
+
+    Shape:
+        images: ``(N, 64)``; max_shift: ``(N,)`` integers; output: ``(N, 64)``.
+    """
+    n = images.shape[0]
+    pad = 2  # the largest shift in the space
+    grid = F.pad(images.view(n, 8, 8), (pad, pad, pad, pad))  # (N, 12, 12)
+    # offsets uniform in {-s, ..., s}: floor(u * (2s+1)) - s
+    span = (2 * max_shift + 1).to(images.dtype)
+    dy = (torch.rand(n, device=images.device) * span).floor().long() - max_shift
+    dx = (torch.rand(n, device=images.device) * span).floor().long() - max_shift
+    base = torch.arange(8, device=images.device) + pad  # (8,)
+    rows = (base[None, :] - dy[:, None])[:, :, None]  # (N, 8, 1)
+    cols = (base[None, :] - dx[:, None])[:, None, :]  # (N, 1, 8)
+    idx = torch.arange(n, device=images.device)[:, None, None]
+    return grid[idx, rows, cols].reshape(n, 64)
+
+
+@register_task("digits_mlp")
+class DigitsTask(Task):
+    """An MLP on scikit-learn's digits (see the module docstring)."""
+
+    space = SearchSpace(
+        {
+            "dropout_in": Float(0.0, 0.8, default=0.0),
+            "dropout_h1": Float(0.0, 0.8, default=0.0),
+            "dropout_h2": Float(0.0, 0.8, default=0.0),
+            "weight_decay": Float(1e-6, 1e-1, default=1e-6, log=True),
+            "shift": Int(0, 2, default=0, kind=HParamKind.AUGMENTATION),
+        }
+    )
+    presets = {
+        "smoke": DigitsPreset("smoke", epochs=4, batch_size=50, hidden=64, lr=0.1),
+        "cpu": DigitsPreset("cpu", epochs=30, batch_size=100, hidden=256),
+    }
+    preset: DigitsPreset
+
+    def prepare(self) -> None:
+        # Uncharged: importing scikit-learn and reading its bundled file costs ~1 s once per process,
+        # which would otherwise land on whichever run of a suite came first.
+        from sklearn.datasets import load_digits
+
+        x_all, y_all = load_digits(return_X_y=True)
+        self._raw = (x_all.astype(np.float32) / 16.0, y_all.astype(np.int64))
+
+    def load(self, seeds: RunSeeds) -> str:
+        x_all, y_all = self._raw
+        fixed = np.random.default_rng(_TEST_PERMUTATION_SEED).permutation(len(x_all))
+        test_idx, rest = fixed[:N_TEST], fixed[N_TEST:]
+        rest = seeds.numpy("data").permutation(rest)
+        train_idx, val_idx = rest[:N_TRAIN], rest[N_TRAIN:]
+
+        def to(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            return (
+                torch.from_numpy(x_all[idx]).to(self.device),
+                torch.from_numpy(y_all[idx]).to(self.device),
+            )
+
+        self.train_xy, self.val_xy, self.test_xy = to(train_idx), to(val_idx), to(test_idx)
+        return "sklearn.datasets.load_digits (bundled, 1797 images)"
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        x, y = self.train_xy
+        order = torch.randperm(len(x), generator=generator).to(self.device)
+        bs = self.preset.batch_size
+        for start in range(0, len(x), bs):
+            idx = order[start : start + bs]
+            yield x[idx], y[idx]
+
+    def eval_batches(self, split: Split) -> Iterator[Batch]:
+        x, y = self.val_xy if split == "val" else self.test_xy
+        yield x, y
+
+    def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
+        model = DigitsMLP(self.preset.hidden)
+        with torch.no_grad():
+            for layer in (model.fc1, model.fc2, model.out):
+                # Kaiming-uniform as nn.Linear does, but from the run's init generator.
+                bound = 1.0 / np.sqrt(layer.in_features)
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.uniform_(-bound, bound, generator=generator)
+        return model.to(self.device)
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=self.preset.lr, momentum=self.preset.momentum)
+
+    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
+        x, y = batch
+        n = x.shape[0]
+        shift = int(config["shift"])
+        if shift > 0:
+            x = random_shift(x, torch.full((n,), shift, device=x.device, dtype=torch.long))
+        rates = [per_example(config[k], n, x) for k in ("dropout_in", "dropout_h1", "dropout_h2")]
+        logits = model(x, *rates)
+        l2 = sum(layer.weight.pow(2).sum() for layer in (model.fc1, model.fc2, model.out))
+        return F.cross_entropy(logits, y) + 0.5 * float(config["weight_decay"]) * l2
+
+    def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+        x, y = batch
+        zeros = torch.zeros(x.shape[0], device=x.device)
+        logits = model(x, zeros, zeros, zeros)  # rates are ignored in eval mode: always clean
+        loss = F.cross_entropy(logits, y, reduction="sum")
+        correct = (logits.argmax(dim=1) == y).sum()
+        return loss, x.shape[0], {"accuracy": correct}
