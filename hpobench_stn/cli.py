@@ -90,9 +90,7 @@ def _summary(outcome: RunOutcome) -> str:
 def _execute(spec: RunSpec, args: argparse.Namespace, label: str) -> RunOutcome:
     progress = _Progress(label, spec.budget.seconds)
     try:
-        return execute(
-            spec, Path(args.out), data_dir=_data_dir(args.data_dir), device=args.device, on_trial=progress
-        )
+        return execute(spec, Path(args.out), data_dir=_data_dir(args.data_dir), device=args.device, on_trial=progress)
     finally:
         progress.close()
 
@@ -152,7 +150,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpobench", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--plugin", action="append", default=[], metavar="FILE", help="load a method/task plug-in file (repeatable)"
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="load a method/task plug-in file (repeatable)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

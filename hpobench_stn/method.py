@@ -57,9 +57,7 @@ class Method(ABC):
         allowed = [f.name for f in dataclasses.fields(self.Options)]
         unknown = sorted(set(options or {}) - set(allowed))
         if unknown:
-            raise MethodError(
-                f"method {self.name!r} got unknown option(s) {unknown}; allowed: {allowed or 'none'}"
-            )
+            raise MethodError(f"method {self.name!r} got unknown option(s) {unknown}; allowed: {allowed or 'none'}")
         try:
             self.options = self.Options(**(options or {}))
         except (TypeError, ValueError) as exc:
@@ -113,7 +111,7 @@ class RunContext:
         """``task.fit`` with failures recorded, not raised: an exception becomes a FAILED result."""
         try:
             return self.task.fit(config, self.timer, self.seeds)
-        except Exception as exc:  # noqa: BLE001 - any training failure is a FAILED trial, not a crash
+        except Exception as exc:
             return FitResult(TrialStatus.FAILED, None, 0, 0, f"{type(exc).__name__}: {exc}")
 
     def record(self, config: Mapping[str, Any], fit: FitResult, phases_s: Mapping[str, float]) -> TrialRecord:

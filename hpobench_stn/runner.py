@@ -6,7 +6,8 @@ protocol (``docs/architecture.md``):
 1. refuse an unwritable output directory before anything is trained;
 2. skip a run whose ``final.json`` is valid; move aside an incomplete or corrupt log;
 3. ``task.prepare()`` (one-time download/decode, *not* charged);
-4. start the clock; ``task.load(seeds)`` (charged, phase ``data``);
+4. start the clock; ``task.load(seeds)`` (charged, phase ``data``); ``task.warm_up()`` (paused: one
+   step of lazy initialisation, so the first run of a process is not billed for it);
 5. write the metadata (paused); ``method.run`` (charged, except test evaluation and records);
 6. write ``final.json`` atomically (paused).
 """
@@ -155,6 +156,8 @@ def execute(
     timer.start()
     with timer.phase("data"):
         data_source = task.load(seeds)
+    with timer.paused():
+        task.warm_up()
 
     with RunLog(run_dir) as log:
         with timer.paused():

@@ -65,8 +65,6 @@ class RunSeeds:
 
     def _get(self, purpose: str) -> int:
         if purpose not in {"data", "order", "init", "noise", "method"}:
-            raise ValueError(
-                f"unknown seed purpose {purpose!r}; known: data, order, init, noise, method"
-            )
+            raise ValueError(f"unknown seed purpose {purpose!r}; known: data, order, init, noise, method")
         value: int = getattr(self, purpose)
         return value

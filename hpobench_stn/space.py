@@ -101,9 +101,7 @@ class Float:
         """``points`` values spanning the range, both bounds included (geometric when ``log``)."""
         if points == 1:
             return [self.default_value]
-        values = (
-            np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
-        )
+        values = np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
         # geomspace/linspace may leave the last value a ULP outside the bound
         return [float(min(max(v, self.low), self.high)) for v in values]
 
@@ -157,17 +155,15 @@ class Int:
         if self.log:
             # log-uniform over [low, high + 1) then floor: each integer k gets mass ∝ log((k+1)/k)
             x = math.exp(rng.uniform(math.log(self.low), math.log(self.high + 1)))
-            return min(int(math.floor(x)), self.high)
+            return min(math.floor(x), self.high)
         return int(rng.integers(self.low, self.high + 1))
 
     def grid(self, points: int) -> list[int]:
         """Up to ``points`` distinct integers spanning the range (fewer when the range is small)."""
         if points == 1:
             return [self.default_value]
-        values = (
-            np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
-        )
-        return sorted({int(round(v)) for v in values})
+        values = np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
+        return sorted({round(float(v)) for v in values})
 
     def from_continuous(self, x: float) -> int:
         """Map a continuous relaxation to an integer: ``floor(x)`` clipped to ``[low, high]``."""
@@ -214,8 +210,7 @@ class SearchSpace(Mapping[str, Distribution]):
         extra = [n for n in config if n not in self._dists]
         if missing or extra:
             raise SpaceError(
-                f"config keys do not match the space: missing {missing}, unknown {extra}; "
-                f"expected {list(self._dists)}"
+                f"config keys do not match the space: missing {missing}, unknown {extra}; expected {list(self._dists)}"
             )
         return {name: dist.check(name, config[name]) for name, dist in self._dists.items()}
 

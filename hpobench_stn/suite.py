@@ -56,7 +56,11 @@ class Suite:
         ]
 
     def restricted(
-        self, *, methods: list[str] | None = None, seeds: list[int] | None = None, tasks: list[str] | None = None
+        self,
+        *,
+        methods: list[str] | None = None,
+        seeds: list[int] | None = None,
+        tasks: list[str] | None = None,
     ) -> Suite:
         """A copy with fewer methods, seeds or tasks (the CLI's ``--methods``/``--seeds``/``--tasks``)."""
         return Suite(
@@ -84,8 +88,10 @@ def _names(where: str, value: Any) -> tuple[str, ...]:
 
 
 def _seeds(where: str, value: Any) -> tuple[int, ...]:
-    ok = isinstance(value, list) and value and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ok = (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
     )
     if not ok:
         raise SuiteError(f"{where}: expected a non-empty list of non-negative integers, got {value!r}")

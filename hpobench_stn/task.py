@@ -14,7 +14,7 @@ for every method. :meth:`Task.evaluate` is the only code path that computes them
 
 Lifecycle, driven by the runner: ``Task(preset, device=..., data_dir=...)`` → :meth:`prepare`
 (one-time download / decode / cache; *not* charged, so the first run of a suite is not penalised)
-→ :meth:`load` (charged to the run) → training.
+→ :meth:`load` (charged to the run) → :meth:`warm_up` (not charged) → training.
 """
 
 from __future__ import annotations
@@ -62,9 +62,7 @@ class Preset:
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise TaskError(f"preset {self.name!r}: epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise TaskError(
-                f"preset {self.name!r}: batch_size must be an integer >= 1, got {self.batch_size!r}"
-            )
+            raise TaskError(f"preset {self.name!r}: batch_size must be an integer >= 1, got {self.batch_size!r}")
 
 
 @dataclass(frozen=True)
@@ -122,9 +120,7 @@ class Task(ABC):
     space: ClassVar[SearchSpace]
     presets: ClassVar[Mapping[str, Preset]]
 
-    def __init__(
-        self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None
-    ) -> None:
+    def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         if preset not in self.presets:
             raise TaskError(f"unknown preset {preset!r} for task {self.name!r}; known: {', '.join(self.presets)}")
         self.preset = self.presets[preset]
@@ -196,9 +192,29 @@ class Task(ABC):
             model.train(was_training)
         if n == 0:
             raise TaskError(f"task {self.name!r}: split {split!r} is empty")
-        return EvalResult(
-            loss=float(loss_sum) / n, n=n, metrics={k: float(v) / n for k, v in metric_sums.items()}
-        )
+        return EvalResult(loss=float(loss_sum) / n, n=n, metrics={k: float(v) / n for k, v in metric_sums.items()})
+
+    def warm_up(self) -> None:
+        """One training step and one evaluation batch of the default config, run by the harness with
+        the clock paused after :meth:`load`.
+
+        Lazy initialisation (CUDA context, cuDNN autotuning, allocator growth, thread pools, first-call
+        dispatch) costs up to seconds once per process; without this it would be billed to whichever run
+        of a suite came first. Uses throwaway generators inside a forked RNG scope: no seeded stream moves.
+        """
+        config = self.space.default()
+        fork_devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            model = self.build_model(config, torch.Generator().manual_seed(0))
+            optimizer = self.make_optimizer(model)
+            model.train()
+            batch = next(iter(self.train_batches(torch.Generator().manual_seed(0))))
+            self.training_loss(model, batch, config).backward()
+            self.clip_gradients(model)
+            optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                self.eval_sums(model, next(iter(self.eval_batches("val"))))
 
     def clip_gradients(self, model: nn.Module) -> None:  # noqa: B027 - optional hook
         """Called between ``backward()`` and ``step()``; override to clip (e.g. PTB's 0.25)."""

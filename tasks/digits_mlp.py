@@ -2,11 +2,14 @@
 
 Data: the 1,797 real 8×8 handwritten digits that ship with scikit-learn (no download). A fixed
 permutation (independent of the run seed) sets aside 397 test images; the remaining 1,400 are split
-into 1,000 training and 400 validation images by the run's data seed. Pixels are scaled to [0, 1].
+into 300 training and 1,100 validation images by the run's data seed. Pixels are scaled to [0, 1].
 
 Model: 64 → H → H → 10 with ReLU, dropout on the input and after each hidden layer; SGD with
 momentum, fixed per preset. The training set is small enough that an unregularised MLP overfits,
-so the hyperparameters matter.
+so the hyperparameters matter: at the ``cpu`` preset (seed 0, one thread, ~0.5 s per trial) the
+unregularised config reaches a best validation cross-entropy of 0.188 (94.5 % accuracy), while
+``dropout_in=0.1, dropout_h1=dropout_h2=0.3, weight_decay=1e-4`` reaches 0.134 (96.3 %); too much
+dropout (0.3 / 0.6 / 0.6) is worse again (0.252). Measured with ``benchmarks/digits_calibration.py``.
 
 Hyperparameters (all change the objective or the data, so a best-response method may tune them):
 
@@ -23,8 +26,9 @@ name                range                          meaning
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
@@ -47,7 +51,7 @@ from hpobench_stn import (
 from hpobench_stn.regularizers import element_dropout, per_example
 
 N_TEST = 397
-N_TRAIN = 1000
+N_TRAIN = 300
 _TEST_PERMUTATION_SEED = 20190506  # fixed: the test set is the same for every run seed
 
 
@@ -71,13 +75,12 @@ class DigitsMLP(nn.Module):
         self.fc2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, 10)
 
-    def forward(
-        self, x: torch.Tensor, p_in: torch.Tensor, p_h1: torch.Tensor, p_h2: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, p_in: torch.Tensor, p_h1: torch.Tensor, p_h2: torch.Tensor) -> torch.Tensor:
         x = element_dropout(x, p_in, self.training)
         x = element_dropout(F.relu(self.fc1(x)), p_h1, self.training)
         x = element_dropout(F.relu(self.fc2(x)), p_h2, self.training)
-        return self.out(x)
+        logits: torch.Tensor = self.out(x)  # (N, 10)
+        return logits
 
 
 def random_shift(images: torch.Tensor, max_shift: torch.Tensor) -> torch.Tensor:
@@ -115,9 +118,9 @@ class DigitsTask(Task):
             "shift": Int(0, 2, default=0, kind=HParamKind.AUGMENTATION),
         }
     )
-    presets = {
+    presets: ClassVar[Mapping[str, Preset]] = {
         "smoke": DigitsPreset("smoke", epochs=4, batch_size=50, hidden=64, lr=0.1),
-        "cpu": DigitsPreset("cpu", epochs=30, batch_size=100, hidden=256),
+        "cpu": DigitsPreset("cpu", epochs=60, batch_size=50, hidden=256, lr=0.05),
     }
     preset: DigitsPreset
 
@@ -177,8 +180,9 @@ class DigitsTask(Task):
         if shift > 0:
             x = random_shift(x, torch.full((n,), shift, device=x.device, dtype=torch.long))
         rates = [per_example(config[k], n, x) for k in ("dropout_in", "dropout_h1", "dropout_h2")]
-        logits = model(x, *rates)
-        l2 = sum(layer.weight.pow(2).sum() for layer in (model.fc1, model.fc2, model.out))
+        mlp = cast(DigitsMLP, model)
+        logits = mlp(x, *rates)
+        l2 = sum(layer.weight.pow(2).sum() for layer in (mlp.fc1, mlp.fc2, mlp.out))
         return F.cross_entropy(logits, y) + 0.5 * float(config["weight_decay"]) * l2
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
