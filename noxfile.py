@@ -40,6 +40,7 @@ def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict over the code, tests, examples and benchmarks."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy")
 
 

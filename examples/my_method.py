@@ -1,14 +1,14 @@
 """``my_local_search``: a (1+1) evolution strategy around the incumbent, as an example method plug-in.
 
-The first proposal is the space's default config. Every later proposal mutates the best config seen
-so far: each hyperparameter moves by Gaussian noise of ``step`` times its range, measured on the unit
+The first proposal is a random config. Every later proposal mutates the best config seen so far:
+each hyperparameter moves by Gaussian noise of ``step`` times its range, measured on the unit
 interval (on a log scale for ``log=True``), and is clipped back into its bounds. An :class:`Int` is
 mutated on its continuous relaxation ``[low, high + 1)`` and mapped back with
 :meth:`Int.from_continuous` (floor, then clip), the integer rule every method follows.
 
 The step adapts by the 1/5th success rule: it grows after an improvement and shrinks slowly after a
-failure. When it falls below ``min_step``, the search restarts from a random config. A FAILED trial
-(told as ``None``) counts as a failure to improve.
+failure. When it falls below ``min_step``, the search restarts from a new random config. A FAILED
+trial (told as ``None``) counts as a failure to improve; a FAILED start point is replaced by another.
 
 Run it without installing anything::
 
@@ -32,8 +32,8 @@ _SHRINK = _GROW ** (-0.25)  # after a failure: four failures undo one success (t
 
 @dataclass(frozen=True)
 class LocalSearchOptions:
-    step: float = 0.2  # initial mutation scale, as a fraction of each hyperparameter's (log-)range
-    min_step: float = 0.01  # restart from a random config when the step shrinks below this
+    step: float = 0.3  # initial mutation scale, as a fraction of each hyperparameter's (log-)range
+    min_step: float = 0.02  # restart from a random config when the step shrinks below this
 
     def __post_init__(self) -> None:
         # Raise ValueError, never assert: the harness turns it into a MethodError naming the method.
@@ -77,13 +77,11 @@ class LocalSearch(AskTellMethod):
         self._step: float = self.options.step
         self._best: Config | None = None  # the centre of the mutations; None: propose a start point
         self._best_loss = math.inf
-        self._tried_default = False
 
     def ask(self) -> Config:
         if self._best is None:
-            if not self._tried_default:
-                self._tried_default = True
-                return self._space.default()
+            # A random start: the default config often sits in a corner of the space (no dropout,
+            # the smallest weight decay), a poor place to start a local search.
             return self._space.sample(self._rng)
         best = self._best
         return {

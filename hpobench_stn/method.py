@@ -24,7 +24,7 @@ from .seeding import RunSeeds
 from .space import Config, SearchSpace, SpaceError
 from .task import FitResult, Task
 
-__all__ = ["AskTellMethod", "Method", "MethodError", "NoOptions", "ProposalError", "RunContext"]
+__all__ = ["AskTellMethod", "Method", "MethodError", "NoOptions", "ProposalError", "RunContext", "phase_delta"]
 
 
 class MethodError(ValueError):
@@ -78,8 +78,9 @@ class RunContext:
         task: the task being tuned (data already loaded).
         timer: charges time to phases; ``timer.expired()`` says when to stop.
         seeds: the run's seeds (use ``seeds.method`` for the method's own randomness).
-        trials: records so far, in order.
-        incumbent: the record with the lowest validation loss so far.
+
+    The records themselves (which carry test losses) are kept away from the method: it sees only
+    :attr:`n_trials` and :attr:`best_val_loss`.
     """
 
     def __init__(
@@ -94,11 +95,24 @@ class RunContext:
         self.task = task
         self.timer = timer
         self.seeds = seeds
-        self.log = log
         self.method_name = method_name
-        self.on_trial = on_trial
-        self.trials: list[TrialRecord] = []
-        self.incumbent: TrialRecord | None = None
+        self._log = log
+        self._on_trial = on_trial
+        self._trials: list[TrialRecord] = []
+        self._incumbent: TrialRecord | None = None
+
+    @property
+    def n_trials(self) -> int:
+        return len(self._trials)
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """The lowest validation loss recorded so far (None before the first validation)."""
+        return self._incumbent.val_loss if self._incumbent is not None else None
+
+    def results_for_harness(self) -> tuple[list[TrialRecord], TrialRecord | None]:
+        """All records and the incumbent, test losses included: for the runner, not for methods."""
+        return list(self._trials), self._incumbent
 
     def check_proposal(self, proposal: Mapping[str, Any]) -> Config:
         """Validate a proposed config against the task's space; raise :class:`ProposalError`."""
@@ -120,7 +134,7 @@ class RunContext:
         elapsed = self.timer.charged()
         with self.timer.paused():
             loss = finite(fit.loss)
-            previous = self.incumbent.val_loss if self.incumbent is not None else None
+            previous = self.best_val_loss
             is_best = loss is not None and (previous is None or loss < previous)
             test_loss = None
             if is_best and fit.model is not None:
@@ -128,7 +142,7 @@ class RunContext:
                 test = self.task.evaluate(fit.model, "test")
                 test_loss = finite(test.loss) if test is not None else None
             record = TrialRecord(
-                index=len(self.trials),
+                index=len(self._trials),
                 config=dict(config),
                 status=fit.status,
                 val_loss=loss,
@@ -141,19 +155,19 @@ class RunContext:
                 steps=fit.steps,
                 reason=fit.reason,
             )
-            self.trials.append(record)
+            self._trials.append(record)
             if is_best:
-                self.incumbent = record
-            self.log.append(record)
-            if self.on_trial is not None:
-                self.on_trial(record)
+                self._incumbent = record
+            self._log.append(record)
+            if self._on_trial is not None:
+                self._on_trial(record)
         return record
 
     def record_schedule(self, step: int, values: Mapping[str, float]) -> None:
         """Log gray-box hyperparameter values at ``step`` (clock paused)."""
         elapsed = self.timer.charged()
         with self.timer.paused():
-            self.log.append(ScheduleRecord(step=step, elapsed_s=elapsed, values=dict(values)))
+            self._log.append(ScheduleRecord(step=step, elapsed_s=elapsed, values=dict(values)))
 
 
 def phase_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
@@ -188,8 +202,8 @@ class AskTellMethod(Method):
             before = timer.totals()
             with timer.phase("ask"):
                 proposal = self.ask()
-            if proposal is None:
-                break
+            if proposal is None or timer.expired():
+                break  # nothing left to propose, or the proposal itself used up the budget
             config = ctx.check_proposal(proposal)
             fit = ctx.fit(config)
             if not timer.expired():

@@ -126,6 +126,7 @@ class RunMetadata:
     versions: dict[str, str]  # python, torch, numpy, and the method's libraries
     command: list[str]  # sys.argv of the process that ran it
     started_at: str  # ISO 8601, UTC
+    plugins: dict[str, str] = field(default_factory=dict)  # out-of-tree plug-in file → sha256 of its contents
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "meta", **dataclasses.asdict(self)}
@@ -151,7 +152,7 @@ class FinalRecord:
     incumbent_trial: int | None
     n_trials: int  # trials recorded, any status
     n_complete: int  # trials with status COMPLETE
-    elapsed_s: float  # charged seconds at the end (at most the budget plus one training step)
+    elapsed_s: float  # charged seconds at the end: the budget plus at most one step, batch or ask/tell call
     wall_s: float  # wall-clock seconds including paused time (test evaluation, record writing)
     phases_s: dict[str, float] = field(default_factory=dict)  # charged seconds per phase, whole run
 

@@ -24,6 +24,7 @@ __all__ = [
     "get_method",
     "get_task",
     "load_plugin",
+    "loaded_plugins",
     "method_names",
     "register_method",
     "register_task",
@@ -36,6 +37,7 @@ TASK_GROUP = "hpobench_stn.tasks"
 _METHODS: dict[str, type[Method]] = {}
 _TASKS: dict[str, type[Task]] = {}
 _loaded_groups: set[str] = set()
+_PLUGINS: dict[str, str] = {}  # resolved path of each loaded plug-in file → sha256 of its contents
 
 M = TypeVar("M", bound=type[Method])
 T = TypeVar("T", bound=type[Task])
@@ -109,6 +111,12 @@ def load_plugin(path: str | Path) -> None:
     except Exception:
         del sys.modules[module_name]
         raise
+    _PLUGINS[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def loaded_plugins() -> dict[str, str]:
+    """Plug-in files loaded in this process, with the sha256 of each (recorded in every run)."""
+    return dict(_PLUGINS)
 
 
 def method_names() -> list[str]:

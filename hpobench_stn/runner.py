@@ -39,7 +39,7 @@ from .records import (
     prepare_run_dir,
     write_final,
 )
-from .registry import get_method, get_task
+from .registry import get_method, get_task, loaded_plugins
 from .seeding import RunSeeds, check_seed
 
 __all__ = ["OutputDirError", "RunMismatchError", "RunOutcome", "RunSpec", "check_writable", "execute"]
@@ -174,7 +174,8 @@ def execute(
                 host=hostname(),
                 git_sha=sha,
                 git_dirty=dirty,
-                versions=library_versions(method.libraries),
+                versions=library_versions(method.libraries + task.libraries),
+                plugins=loaded_plugins(),
                 command=list(command if command is not None else sys.argv),
                 started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
@@ -183,15 +184,15 @@ def execute(
         method.run(task, ctx)
         elapsed = timer.charged()
         with timer.paused():
-            inc = ctx.incumbent
+            trials, inc = ctx.results_for_harness()
             final = FinalRecord(
                 meta=meta,
                 incumbent_config=inc.config if inc is not None else None,
                 incumbent_val_loss=inc.val_loss if inc is not None else None,
                 incumbent_test_loss=inc.test_loss if inc is not None else None,
                 incumbent_trial=inc.index if inc is not None else None,
-                n_trials=len(ctx.trials),
-                n_complete=sum(t.status is TrialStatus.COMPLETE for t in ctx.trials),
+                n_trials=len(trials),
+                n_complete=sum(t.status is TrialStatus.COMPLETE for t in trials),
                 elapsed_s=elapsed,
                 wall_s=clock.now() - wall_start,
                 phases_s={k: v for k, v in timer.totals().items() if k != PAUSED},

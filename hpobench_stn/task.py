@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -114,11 +115,13 @@ class Task(ABC):
         name: the registry name.
         space: the search space every method shares.
         presets: preset name → :class:`Preset` (or a subclass with task-specific fields).
+        libraries: distributions the task depends on, recorded with their versions in every run.
     """
 
     name: ClassVar[str]
     space: ClassVar[SearchSpace]
     presets: ClassVar[Mapping[str, Preset]]
+    libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go into every run record
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         if preset not in self.presets:
@@ -203,8 +206,7 @@ class Task(ABC):
         of a suite came first. Uses throwaway generators inside a forked RNG scope: no seeded stream moves.
         """
         config = self.space.default()
-        fork_devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
+        with self.noise_scope(0):
             model = self.build_model(config, torch.Generator().manual_seed(0))
             optimizer = self.make_optimizer(model)
             model.train()
@@ -215,6 +217,23 @@ class Task(ABC):
             model.eval()
             with torch.no_grad():
                 self.eval_sums(model, next(iter(self.eval_batches("val"))))
+
+    @contextmanager
+    def noise_scope(self, seed: int) -> Iterator[None]:
+        """Seed torch's default generators (CPU, and :attr:`device` if CUDA) inside a forked scope.
+
+        Dropout masks and augmentation draws come from the default generators (``nn.functional``
+        offers no generator argument). Inside this block they are seeded from ``seed``, so every method
+        sees the same noise for the same run seed; on exit the caller's random state is restored, so
+        nothing leaks out and no other GPU is touched.
+        """
+        cuda = self.device.type == "cuda"
+        with torch.random.fork_rng(devices=[self.device] if cuda else []):
+            torch.default_generator.manual_seed(seed)
+            if cuda:
+                with torch.cuda.device(self.device):
+                    torch.cuda.manual_seed(seed)
+            yield
 
     def clip_gradients(self, model: nn.Module) -> None:  # noqa: B027 - optional hook
         """Called between ``backward()`` and ``step()``; override to clip (e.g. PTB's 0.25)."""
@@ -227,9 +246,6 @@ class Task(ABC):
         non-finite training or validation loss ends the trial as FAILED.
         """
         config = self.space.validate(config)
-        with timer.phase("train"):
-            model = self.build_model(config, seeds.torch("init"))
-            optimizer = self.make_optimizer(model)
         order = seeds.torch("order")
         best: EvalResult | None = None
         best_state: dict[str, torch.Tensor] | None = None
@@ -242,11 +258,12 @@ class Task(ABC):
             model.eval()
             return FitResult(status, best, epochs, steps, reason, model)
 
-        # Dropout masks and augmentation draws come from torch's default generator; seed it in a
-        # forked scope so every method sees the same noise for the same seed, and nothing leaks out.
-        fork_devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seeds.noise)
+        with self.noise_scope(seeds.noise):
+            with timer.phase("train"):
+                # Inside the scope: layer constructors may draw default initialisations before
+                # build_model overwrites them from the init generator; that must not move global state.
+                model = self.build_model(config, seeds.torch("init"))
+                optimizer = self.make_optimizer(model)
             for _ in range(self.preset.epochs):
                 with timer.phase("train"):
                     model.train()

@@ -122,6 +122,7 @@ class DigitsTask(Task):
         "smoke": DigitsPreset("smoke", epochs=4, batch_size=50, hidden=64, lr=0.1),
         "cpu": DigitsPreset("cpu", epochs=60, batch_size=50, hidden=256, lr=0.05),
     }
+    libraries = ("scikit-learn",)
     preset: DigitsPreset
 
     def prepare(self) -> None:

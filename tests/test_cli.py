@@ -1,0 +1,263 @@
+"""The ``hpobench`` command line, run as a user runs it: ``python -m hpobench_stn`` in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from conftest import CliRunner
+
+from hpobench_stn.records import FINAL_NAME, LOG_NAME, load_final, load_log
+from hpobench_stn.report import COLUMNS
+
+BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp"]
+RUN = [
+    "run",
+    "--task",
+    "digits_mlp",
+    "--method",
+    "random",
+    "--preset",
+    "smoke",
+    "--seed",
+    "0",
+    "--device",
+    "cpu",
+]
+
+PLUGIN = '''\
+"""An out-of-tree method: always the space's default config."""
+from hpobench_stn import AskTellMethod, register_method
+
+
+@register_method("default_plugin_test")
+class DefaultPlugin(AskTellMethod):
+    def setup(self, space, seed):
+        self.space = space
+
+    def ask(self):
+        return self.space.default()
+
+    def tell(self, config, loss):
+        pass
+'''
+
+
+def _run_dir(out: Path, method: str = "random", seed: int = 0) -> Path:
+    return out / "digits_mlp" / "smoke" / method / f"seed{seed}"
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def finished_run(run_cli: CliRunner, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 3-second run through the CLI; returns its results folder."""
+    out = tmp_path_factory.mktemp("cli-run") / "results"
+    proc = run_cli(*RUN, "--budget", "3", "--out", str(out), cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "digits_mlp/smoke/random/seed0:" in proc.stdout
+    return out
+
+
+def test_list_shows_methods_tasks_presets_and_suites(run_cli: CliRunner, tmp_path: Path) -> None:
+    proc = run_cli("list", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("methods: ")
+    methods = lines[0].removeprefix("methods: ").split(", ")
+    assert methods == sorted(methods)
+    assert set(BUILTIN_METHODS) <= set(methods)
+    assert "  digits_mlp: presets smoke, cpu; 5 hyperparameters" in lines
+    assert lines[-1].startswith("suites: ")
+    assert {"smoke", "digits_cpu"} <= set(lines[-1].removeprefix("suites: ").split(", "))
+
+
+def test_run_writes_a_complete_run(finished_run: Path) -> None:
+    run_dir = _run_dir(finished_run)
+    final = load_final(run_dir)
+    meta, trials, _ = load_log(run_dir)
+    assert final.meta == meta
+    assert (meta.task, meta.method, meta.preset, meta.seed, meta.budget_s) == (
+        "digits_mlp",
+        "random",
+        "smoke",
+        0,
+        3.0,
+    )
+    assert meta.command[1:4] == ["run", "--task", "digits_mlp"]
+    assert final.n_trials == len(trials) >= 1
+    assert final.incumbent_val_loss is not None
+    assert final.incumbent_test_loss is not None
+
+
+def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, tmp_path: Path) -> None:
+    csv_path = tmp_path / "x.csv"
+    proc = run_cli("report", str(finished_run), "--csv", str(csv_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {csv_path}" in proc.stdout
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == [
+        "task",
+        "preset",
+        "method",
+        "seed",
+        "budget_s",
+        "n_trials",
+        "best_val",
+        "test_at_best",
+        "elapsed_s",
+        "status",
+    ]
+    assert reader.fieldnames == COLUMNS
+    final = load_final(_run_dir(finished_run))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["task"], row["preset"], row["method"], row["seed"], row["status"]) == (
+        "digits_mlp",
+        "smoke",
+        "random",
+        "0",
+        "complete",
+    )
+    assert int(row["n_trials"]) == final.n_trials
+    assert float(row["best_val"]) == final.incumbent_val_loss
+    assert float(row["test_at_best"]) == final.incumbent_test_loss
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--task", "mnist"], "unknown task 'mnist'; known: digits_mlp", id="unknown-task"),
+        pytest.param(
+            ["--preset", "huge"],
+            "unknown preset 'huge' for task 'digits_mlp'; known: smoke, cpu",
+            id="unknown-preset",
+        ),
+        pytest.param(
+            ["--budget", "0"], "budget must be a positive, finite number of seconds, got '0'", id="budget-0"
+        ),
+        pytest.param(
+            ["--budget", "-1"],
+            "budget must be a positive, finite number of seconds, got '-1'",
+            id="budget-negative",
+        ),
+        pytest.param(["--budget", "abc"], "budget must be a number of seconds, got 'abc'", id="budget-abc"),
+        pytest.param(
+            ["--budget", "inf"], "budget must be a positive, finite number of seconds", id="budget-inf"
+        ),
+        pytest.param(["--seed", "-1"], "seed must be an integer in [0, 2**63), got '-1'", id="seed-negative"),
+        pytest.param(["--seed", "1.5"], "seed must be an integer in [0, 2**63), got '1.5'", id="seed-float"),
+        pytest.param(
+            ["--option", "pts=3"], "got unknown option(s) ['pts']; allowed: none", id="unknown-option"
+        ),
+    ],
+)
+def test_bad_run_arguments_exit_2_with_a_message_and_nothing_run(
+    run_cli: CliRunner, tmp_path: Path, args: list[str], message: str
+) -> None:
+    base = dict(zip(RUN[1::2], RUN[2::2], strict=True))  # --task digits_mlp, --method random, ...
+    base |= {"--budget": "3", "--out": str(tmp_path / "out")}
+    base |= dict(zip(args[0::2], args[1::2], strict=True))
+    argv = ["run"] + [item for pair in base.items() for item in pair]
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not [p for p in _files(tmp_path / "out") if p.name in (LOG_NAME, FINAL_NAME)]
+
+
+def test_unknown_method_lists_every_known_method(run_cli: CliRunner, tmp_path: Path) -> None:
+    argv = [*RUN, "--budget", "3", "--out", str(tmp_path / "out")]
+    argv[argv.index("random")] = "rnd"
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert proc.returncode == 2
+    known = proc.stderr.strip().split("; known: ")[1].split(", ")
+    assert set(BUILTIN_METHODS) <= set(known)
+
+
+def test_unwritable_output_dir_is_refused_before_training(run_cli: CliRunner, tmp_path: Path) -> None:
+    """Tests run as root, so a read-only folder would not stop a write: use a path below a regular file."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a regular file")
+    out = blocker / "results"
+    proc = run_cli(*RUN, "--budget", "3", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hpobench: error: output directory")
+    assert "is not writable" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_malformed_suite_file_exits_2_naming_the_file(run_cli: CliRunner, tmp_path: Path) -> None:
+    suite = tmp_path / "broken.toml"
+    suite.write_text('[suite]\nname = "broken"\ntasks = digits_mlp\nseeds = [0]\n')
+    proc = run_cli("suite", str(suite), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"hpobench: error: {suite}: not valid TOML" in proc.stderr
+    assert "line 3" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_of_an_empty_folder_exits_2(run_cli: CliRunner, tmp_path: Path) -> None:
+    proc = run_cli("report", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"no runs under '{tmp_path}'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_suite_skips_complete_runs_on_the_second_invocation(run_cli: CliRunner, tmp_path: Path) -> None:
+    """The built-in smoke suite (10 s per run) restricted to one run; the rerun trains nothing."""
+    out = tmp_path / "results"
+    args = ("suite", "smoke", "--out", str(out), "--methods", "random", "--seeds", "0", "--device", "cpu")
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "suite smoke: 1 runs" in first.stdout
+    final_path = _run_dir(out) / FINAL_NAME
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in _files(out)}
+    assert final_path in before
+
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "already complete" in second.stdout
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in _files(out)} == before
+
+
+def test_suite_dry_run_lists_runs_without_running(run_cli: CliRunner, tmp_path: Path) -> None:
+    proc = run_cli("suite", "smoke", "--out", str(tmp_path / "out"), "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "digits_mlp/smoke/grid/seed0 budget=10s options={'points': 3}" in proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_plugin_method_is_listed_and_runs(run_cli: CliRunner, tmp_path: Path) -> None:
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(PLUGIN)
+    listed = run_cli("--plugin", str(plugin), "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "default_plugin_test" in listed.stdout.splitlines()[0]
+
+    out = tmp_path / "results"
+    argv = [*RUN, "--budget", "2", "--out", str(out)]
+    argv[argv.index("random")] = "default_plugin_test"
+    proc = run_cli("--plugin", str(plugin), *argv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = _run_dir(out, method="default_plugin_test")
+    final = load_final(run_dir)
+    assert final.meta.method == "default_plugin_test"
+    assert final.incumbent_config == {
+        "dropout_in": 0.0,
+        "dropout_h1": 0.0,
+        "dropout_h2": 0.0,
+        "weight_decay": 1e-6,
+        "shift": 0,
+    }
+
+
+def test_unknown_plugin_file_exits_2(run_cli: CliRunner, tmp_path: Path) -> None:
+    proc = run_cli("--plugin", str(tmp_path / "nope.txt"), "list", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "is not a .py file" in proc.stderr

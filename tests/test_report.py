@@ -1,0 +1,54 @@
+"""The per-run table: one row per run directory, complete or not, with fixed columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hpobench_stn import Budget, FakeClock
+from hpobench_stn.records import FINAL_NAME
+from hpobench_stn.report import COLUMNS, collect, write_csv
+from hpobench_stn.runner import RunSpec, execute
+
+
+def _run(out: Path, method: str, seed: int) -> None:
+    execute(
+        RunSpec("digits_mlp", method, "smoke", seed, Budget(1.5)),
+        out,
+        clock=FakeClock(tick=0.01),
+        device="cpu",
+    )
+
+
+def test_collect_lists_complete_and_incomplete_runs(tmp_path: Path) -> None:
+    _run(tmp_path, "random", 0)
+    _run(tmp_path, "grid", 1)
+    incomplete = tmp_path / "digits_mlp" / "smoke" / "grid" / "seed1"
+    (incomplete / FINAL_NAME).unlink()  # as if the process died before finishing
+    table = collect(tmp_path)
+    assert list(table.columns) == COLUMNS
+    assert list(zip(table["method"], table["seed"], table["status"], strict=True)) == [
+        ("grid", 1, "incomplete"),
+        ("random", 0, "complete"),
+    ]
+    assert table["n_trials"].min() >= 1
+    grid = table[table["method"] == "grid"].iloc[0]
+    assert pd.isna(grid["test_at_best"])  # not reported for an unfinished run
+
+
+def test_write_csv_creates_folders_and_round_trips(tmp_path: Path) -> None:
+    _run(tmp_path / "runs", "random", 0)
+    csv_path = tmp_path / "deep" / "er" / "runs.csv"
+    table = write_csv(tmp_path / "runs", csv_path)
+    read = pd.read_csv(csv_path)
+    assert list(read.columns) == COLUMNS
+    assert read.shape == table.shape == (1, len(COLUMNS))
+
+
+def test_collect_refuses_a_missing_or_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no results folder"):
+        collect(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"no runs under"):
+        collect(tmp_path)

@@ -1,0 +1,182 @@
+"""execute(): resumable runs, refusals before anything is trained, and the deadline at step granularity."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import step_clock_task
+
+from hpobench_stn import (
+    AskTellMethod,
+    Budget,
+    Clock,
+    Config,
+    FakeClock,
+    RunSeeds,
+    SearchSpace,
+    TaskError,
+    TrialStatus,
+    register_method,
+    register_task,
+)
+from hpobench_stn.records import FINAL_NAME, LOG_NAME, load_final, load_log
+from hpobench_stn.runner import OutputDirError, RunMismatchError, RunSpec, check_writable, execute
+from tasks.digits_mlp import DigitsTask
+
+TICK = 0.01
+
+
+def _spec(budget: float = 1.5, seed: int = 0, method: str = "random", **options: object) -> RunSpec:
+    return RunSpec("digits_mlp", method, "smoke", seed, Budget(budget), dict(options))
+
+
+class UnreadableClock:
+    """A clock that fails the test if anything reads it: proves that nothing ran."""
+
+    def now(self) -> float:
+        raise AssertionError("the clock was read: something ran")
+
+
+def test_fake_clock_satisfies_the_clock_protocol() -> None:
+    clock: Clock = FakeClock()
+    assert clock.now() == 0.0
+
+
+def test_run_dir_layout(tmp_path: Path) -> None:
+    outcome = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    assert outcome.run_dir == tmp_path / "digits_mlp" / "smoke" / "random" / "seed0"
+    assert {p.name for p in outcome.run_dir.iterdir()} == {LOG_NAME, FINAL_NAME}
+    assert not outcome.skipped
+    assert outcome.moved_aside == ()
+
+
+def test_second_execute_of_a_complete_run_is_skipped_and_runs_nothing(tmp_path: Path) -> None:
+    first = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in first.run_dir.iterdir()}
+    again = execute(_spec(), tmp_path, clock=UnreadableClock(), device="cpu")
+    assert again.skipped
+    assert again.final == first.final
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in first.run_dir.iterdir()} == files
+
+
+def test_complete_run_with_other_settings_at_the_same_path_is_refused(tmp_path: Path) -> None:
+    execute(_spec(budget=1.5), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    with pytest.raises(RunMismatchError, match=r"other settings \(budget 1.5s"):
+        execute(_spec(budget=2.0), tmp_path, clock=UnreadableClock(), device="cpu")
+
+
+def test_complete_run_with_other_method_options_is_refused(tmp_path: Path) -> None:
+    execute(_spec(method="grid", points=2), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    with pytest.raises(RunMismatchError, match=r"options \{'points': 2\}"):
+        execute(_spec(method="grid", points=3), tmp_path, clock=UnreadableClock(), device="cpu")
+    # Spelling out a default is the same experiment as leaving it out.
+    assert execute(_spec(method="grid", points=2), tmp_path, clock=UnreadableClock(), device="cpu").skipped
+
+
+def test_run_with_a_truncated_log_is_redone_and_the_old_log_kept(tmp_path: Path) -> None:
+    """A run that died mid-line is redone from scratch; its log survives beside the new one."""
+    first = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    run_dir = first.run_dir
+    _, first_trials, _ = load_log(run_dir)
+    (run_dir / FINAL_NAME).unlink()
+    log = run_dir / LOG_NAME
+    truncated = log.read_bytes()[:-15]
+    log.write_bytes(truncated)
+
+    redo = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    assert not redo.skipped
+    assert len(redo.moved_aside) == 1
+    assert redo.moved_aside[0].name.startswith(f"{LOG_NAME}.corrupt-")
+    assert redo.moved_aside[0].read_bytes() == truncated
+    assert load_final(run_dir) == redo.final
+    _, trials, _ = load_log(run_dir)
+    assert [t.config for t in trials] == [t.config for t in first_trials]  # from scratch, same seed
+
+
+def test_run_interrupted_between_lines_is_redone(tmp_path: Path) -> None:
+    """A log without final.json but with whole lines is moved aside as incomplete and the run redone."""
+    first = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    (first.run_dir / FINAL_NAME).unlink()
+    redo = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    assert [p.name.split("-")[0] for p in redo.moved_aside] == [f"{LOG_NAME}.incomplete"]
+    assert redo.final.n_trials == first.final.n_trials
+    assert redo.final.incumbent_config == first.final.incumbent_config
+
+
+def test_unwritable_output_dir_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputDirError, match=r"is not writable"):
+        execute(_spec(), blocker / "out", clock=UnreadableClock(), device="cpu")
+    with pytest.raises(OSError, match=r"a-file"):
+        check_writable(blocker)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_unknown_preset_is_refused_before_a_run_dir_exists(tmp_path: Path) -> None:
+    spec = RunSpec("digits_mlp", "random", "huge", 0, Budget(1))
+    with pytest.raises(TaskError, match=r"unknown preset 'huge' for task 'digits_mlp'; known: smoke, cpu"):
+        execute(spec, tmp_path, clock=UnreadableClock(), device="cpu")
+    assert not (tmp_path / "digits_mlp").exists()
+
+
+def test_cuda_device_without_cuda_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"CUDA is not available"):
+        execute(_spec(), tmp_path, clock=UnreadableClock(), device="cuda")
+
+
+@pytest.mark.parametrize("budget_steps", [9.5, 10.0, 31.0])
+def test_deadline_is_checked_before_every_training_step(
+    isolated_registry: None, tmp_path: Path, budget_steps: float
+) -> None:
+    """With a clock that moves only during training steps (1 s each), a run stops at the first step
+    check at or past the budget: charged time never exceeds the budget by one step or more."""
+    clock = FakeClock(tick=0.0)
+    register_task("digits_step_clock_test")(step_clock_task(clock, step_s=1.0))
+    spec = RunSpec("digits_step_clock_test", "random", "smoke", 0, Budget(budget_steps))
+    outcome = execute(spec, tmp_path, clock=clock, device="cpu")
+    _, trials, _ = load_log(outcome.run_dir)
+    assert outcome.final.elapsed_s == math.ceil(budget_steps)  # steps, each charged exactly once
+    assert budget_steps <= outcome.final.elapsed_s < budget_steps + 1.0
+    assert sum(t.steps for t in trials) == math.ceil(budget_steps)
+    assert trials[-1].status is TrialStatus.OUT_OF_BUDGET
+    assert trials[-1].reason == "deadline reached during training"
+
+
+def test_proposal_that_uses_up_the_budget_is_not_trained(isolated_registry: None, tmp_path: Path) -> None:
+    """A method whose ask() runs past the deadline gets no trial for that proposal: the run ends,
+    charged at most the budget plus that one ask call."""
+    clock = FakeClock(tick=0.0)
+    register_task("digits_step_clock_test")(step_clock_task(clock, step_s=1.0))
+
+    class SlowAsk(AskTellMethod):
+        def setup(self, space: SearchSpace, seed: int) -> None:
+            self.space = space
+
+        def ask(self) -> Config:
+            clock.advance(5.0)  # e.g. an acquisition optimisation that takes 5 s
+            return self.space.default()
+
+        def tell(self, config: Config, loss: float | None) -> None:
+            pass
+
+    register_method("slow_ask_test")(SlowAsk)
+    steps = _steps_per_trial()
+    # One trial is 5 s of ask + `steps` one-second steps; the next ask ends 5 s later, past the budget.
+    spec = RunSpec("digits_step_clock_test", "slow_ask_test", "smoke", 0, Budget(5 + steps + 1))
+    outcome = execute(spec, tmp_path, clock=clock, device="cpu")
+    _, trials, _ = load_log(outcome.run_dir)
+    assert [(t.status, t.steps) for t in trials] == [(TrialStatus.COMPLETE, steps)]
+    assert outcome.final.elapsed_s == 5 + steps + 5
+    assert outcome.final.phases_s["ask"] == 10.0
+
+
+def _steps_per_trial() -> int:
+    task = DigitsTask("smoke")
+    task.prepare()
+    task.load(RunSeeds.from_master(0))
+    return task.preset.epochs * len(list(task.train_batches(torch.Generator().manual_seed(0))))
