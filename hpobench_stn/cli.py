@@ -22,7 +22,7 @@ from .clock import Budget
 from .records import TrialRecord
 from .registry import get_task, load_plugin, method_names, task_names
 from .report import write_csv
-from .runner import RunOutcome, RunSpec, execute
+from .runner import RunOutcome, RunSpec, check_specs, execute
 from .seeding import check_seed
 from .suite import builtin_suites, load_suite
 
@@ -115,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_suite(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite).restricted(methods=args.methods, seeds=args.seeds, tasks=args.tasks)
     runs = suite.runs()
+    check_specs(runs)
     out = Path(args.out) if args.out else Path("results") / suite.name
     args.out = str(out)
     print(

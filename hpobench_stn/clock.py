@@ -75,8 +75,8 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0, tick: float = 0.0) -> None:
-        if tick < 0:
-            raise ValueError(f"FakeClock tick must be >= 0, got {tick}")
+        if not math.isfinite(tick) or tick < 0:
+            raise ValueError(f"FakeClock tick must be a finite number >= 0, got {tick}")
         self.t = float(start)
         self.tick = float(tick)
 

@@ -131,8 +131,8 @@ class RunContext:
     def record(self, config: Mapping[str, Any], fit: FitResult, phases_s: Mapping[str, float]) -> TrialRecord:
         """Append one evaluation to the run log (clock paused), testing it if it is a new incumbent."""
         config = self.check_proposal(config)
-        elapsed = self.timer.charged()
         with self.timer.paused():
+            elapsed = self.timer.charged()  # read while paused: the sum of the charged phases so far
             loss = finite(fit.loss)
             previous = self.best_val_loss
             is_best = loss is not None and (previous is None or loss < previous)
@@ -165,8 +165,8 @@ class RunContext:
 
     def record_schedule(self, step: int, values: Mapping[str, float]) -> None:
         """Log gray-box hyperparameter values at ``step`` (clock paused)."""
-        elapsed = self.timer.charged()
         with self.timer.paused():
+            elapsed = self.timer.charged()
             self._log.append(ScheduleRecord(step=step, elapsed_s=elapsed, values=dict(values)))
 
 

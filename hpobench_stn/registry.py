@@ -48,6 +48,7 @@ class RegistryError(ValueError):
 
 
 def _register(table: dict[str, type], kind: str, name: str, cls: type) -> None:
+    """Add ``cls`` under ``name``; only then set ``cls.name`` (a refused class keeps its own name)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise RegistryError(f"{kind} name must be an identifier, got {name!r}")
     existing = table.get(name)
@@ -55,7 +56,11 @@ def _register(table: dict[str, type], kind: str, name: str, cls: type) -> None:
         raise RegistryError(
             f"{kind} name {name!r} is already registered by {existing.__module__}.{existing.__qualname__}"
         )
+    other_names = [n for n, c in table.items() if c is cls and n != name]
+    if other_names:
+        raise RegistryError(f"{cls.__qualname__} is already registered as {kind} {other_names[0]!r}")
     table[name] = cls
+    cls.name = name  # type: ignore[attr-defined]
 
 
 def register_method(name: str) -> Callable[[M], M]:
@@ -64,7 +69,6 @@ def register_method(name: str) -> Callable[[M], M]:
     def deco(cls: M) -> M:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise RegistryError(f"@register_method({name!r}) needs a Method subclass, got {cls!r}")
-        cls.name = name
         _register(_METHODS, "method", name, cls)
         return cls
 
@@ -77,7 +81,6 @@ def register_task(name: str) -> Callable[[T], T]:
     def deco(cls: T) -> T:
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise RegistryError(f"@register_task({name!r}) needs a Task subclass, got {cls!r}")
-        cls.name = name
         _register(_TASKS, "task", name, cls)
         return cls
 

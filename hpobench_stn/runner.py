@@ -41,8 +41,17 @@ from .records import (
 )
 from .registry import get_method, get_task, loaded_plugins
 from .seeding import RunSeeds, check_seed
+from .task import TaskError
 
-__all__ = ["OutputDirError", "RunMismatchError", "RunOutcome", "RunSpec", "check_writable", "execute"]
+__all__ = [
+    "OutputDirError",
+    "RunMismatchError",
+    "RunOutcome",
+    "RunSpec",
+    "check_specs",
+    "check_writable",
+    "execute",
+]
 
 
 class OutputDirError(OSError):
@@ -109,6 +118,18 @@ def check_writable(out: Path) -> None:
         raise OutputDirError(f"output directory {str(out)!r} is not writable: {exc.strerror or exc}") from exc
 
 
+def check_specs(specs: list[RunSpec]) -> None:
+    """Resolve every task, preset, method and option of ``specs`` up front, so that a typo in a suite
+    is reported before its first run trains anything."""
+    for spec in specs:
+        task_cls = get_task(spec.task)
+        if spec.preset not in task_cls.presets:
+            raise TaskError(
+                f"unknown preset {spec.preset!r} for task {spec.task!r}; known: {', '.join(task_cls.presets)}"
+            )
+        get_method(spec.method)(spec.method_options)
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto``/None → CUDA when available, else CPU; otherwise the named device, checked."""
     if device is None or str(device) == "auto":
@@ -130,11 +151,11 @@ def execute(
     command: list[str] | None = None,
 ) -> RunOutcome:
     """Run ``spec`` into ``out`` (or return the finished run found there). See the module docstring."""
-    check_writable(out)
     task_cls = get_task(spec.task)
     method = get_method(spec.method)(spec.method_options)
     dev = resolve_device(device)
     task = task_cls(spec.preset, device=dev, data_dir=data_dir)  # validates the preset name
+    check_writable(out)
 
     run_dir = spec.run_dir(out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -182,8 +203,8 @@ def execute(
             log.append(meta)
         ctx = RunContext(task, timer, seeds, log, spec.method, on_trial)
         method.run(task, ctx)
-        elapsed = timer.charged()
         with timer.paused():
+            elapsed = timer.charged()  # read while paused: exactly the sum of the charged phases
             trials, inc = ctx.results_for_harness()
             final = FinalRecord(
                 meta=meta,

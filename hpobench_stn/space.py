@@ -132,7 +132,9 @@ class Int:
         if self.log and self.low <= 0:
             raise SpaceError(f"Int on a log scale needs low > 0, got low={self.low}")
         if self.default is not None and not (
-            isinstance(self.default, (int, np.integer)) and self.low <= self.default <= self.high
+            isinstance(self.default, (int, np.integer))
+            and not isinstance(self.default, bool)
+            and self.low <= self.default <= self.high
         ):
             raise SpaceError(f"Int default {self.default!r} is not an integer in [{self.low}, {self.high}]")
 

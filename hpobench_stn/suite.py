@@ -103,7 +103,7 @@ def _seeds(where: str, value: Any) -> tuple[int, ...]:
 def load_suite(name_or_path: str | Path) -> Suite:
     """Read a suite file (a path, or a built-in name such as ``smoke``), validating every entry."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
+    if not path.suffix and not path.is_file():
         known = builtin_suites()
         if str(name_or_path) not in known:
             raise SuiteError(f"unknown suite {str(name_or_path)!r}; built-in: {', '.join(sorted(known))}")

@@ -138,23 +138,17 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
             "unknown preset 'huge' for task 'digits_mlp'; known: smoke, cpu",
             id="unknown-preset",
         ),
-        pytest.param(
-            ["--budget", "0"], "budget must be a positive, finite number of seconds, got '0'", id="budget-0"
-        ),
+        pytest.param(["--budget", "0"], "budget must be a positive, finite number of seconds, got '0'", id="budget-0"),
         pytest.param(
             ["--budget", "-1"],
             "budget must be a positive, finite number of seconds, got '-1'",
             id="budget-negative",
         ),
         pytest.param(["--budget", "abc"], "budget must be a number of seconds, got 'abc'", id="budget-abc"),
-        pytest.param(
-            ["--budget", "inf"], "budget must be a positive, finite number of seconds", id="budget-inf"
-        ),
+        pytest.param(["--budget", "inf"], "budget must be a positive, finite number of seconds", id="budget-inf"),
         pytest.param(["--seed", "-1"], "seed must be an integer in [0, 2**63), got '-1'", id="seed-negative"),
         pytest.param(["--seed", "1.5"], "seed must be an integer in [0, 2**63), got '1.5'", id="seed-float"),
-        pytest.param(
-            ["--option", "pts=3"], "got unknown option(s) ['pts']; allowed: none", id="unknown-option"
-        ),
+        pytest.param(["--option", "pts=3"], "got unknown option(s) ['pts']; allowed: none", id="unknown-option"),
     ],
 )
 def test_bad_run_arguments_exit_2_with_a_message_and_nothing_run(
@@ -261,3 +255,34 @@ def test_unknown_plugin_file_exits_2(run_cli: CliRunner, tmp_path: Path) -> None
     proc = run_cli("--plugin", str(tmp_path / "nope.txt"), "list", cwd=tmp_path)
     assert proc.returncode == 2
     assert "is not a .py file" in proc.stderr
+
+
+def test_unknown_method_creates_no_output_folder(run_cli: CliRunner, tmp_path: Path) -> None:
+    """Names are resolved before the output folder is created: a typo leaves nothing behind."""
+    argv = [*RUN, "--budget", "3", "--out", str(tmp_path / "out")]
+    argv[argv.index("random")] = "rnd"
+    proc = run_cli(*argv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_suite_with_an_unknown_method_fails_before_any_run(run_cli: CliRunner, tmp_path: Path) -> None:
+    """A typo in the last method of a suite is reported before the first run trains anything."""
+    suite = tmp_path / "typo.toml"
+    suite.write_text(
+        '[suite]\ntasks = ["digits_mlp"]\nmethods = ["random", "rnd"]\nseeds = [0]\npreset = "smoke"\nbudget_s = 2\n'
+    )
+    proc = run_cli("suite", str(suite), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown method 'rnd'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_suite_with_an_unknown_preset_fails_before_any_run(run_cli: CliRunner, tmp_path: Path) -> None:
+    suite = tmp_path / "typo.toml"
+    suite.write_text(
+        '[suite]\ntasks = ["digits_mlp"]\nmethods = ["random"]\nseeds = [0]\npreset = "papr"\nbudget_s = 2\n'
+    )
+    proc = run_cli("suite", str(suite), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown preset 'papr' for task 'digits_mlp'; known: smoke, cpu" in proc.stderr

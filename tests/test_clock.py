@@ -42,8 +42,10 @@ def test_fake_clock_moves_only_by_advance_or_tick() -> None:
     assert [ticking.now() for _ in range(3)] == [0.25, 0.5, 0.75]
     with pytest.raises(ValueError, match=r"cannot go back in time"):
         clock.advance(-1)
-    with pytest.raises(ValueError, match=r"tick must be >= 0"):
+    with pytest.raises(ValueError, match=r"tick must be a finite number >= 0"):
         FakeClock(tick=-0.1)
+    with pytest.raises(ValueError, match=r"tick must be a finite number >= 0, got nan"):
+        FakeClock(tick=float("nan"))  # a NaN tick would make every deadline check false: runs never end
 
 
 def _timer(budget: float = 10.0) -> tuple[BudgetTimer, FakeClock]:

@@ -74,9 +74,7 @@ class MethodRuns:
 
 def _run(method: str, seed: int, out: Path, live: list[TrialRecord] | None = None) -> RunOutcome:
     spec = RunSpec(TASK, method, PRESET, seed, Budget(BUDGET_S), OPTIONS.get(method, {}))
-    return execute(
-        spec, out, clock=FakeClock(tick=TICK), device="cpu", on_trial=None if live is None else live.append
-    )
+    return execute(spec, out, clock=FakeClock(tick=TICK), device="cpu", on_trial=None if live is None else live.append)
 
 
 @pytest.fixture(scope="module", params=method_names())

@@ -74,9 +74,7 @@ def test_failed_trial_keeps_best_so_far(plugins_for_tests: dict[str, str], tmp_p
             assert t.best_so_far == (prev.best_so_far if prev is not None else None)
 
 
-def test_exception_in_training_fails_the_trial_with_its_text(
-    plugins_for_tests: dict[str, str], tmp_path: Path
-) -> None:
+def test_exception_in_training_fails_the_trial_with_its_text(plugins_for_tests: dict[str, str], tmp_path: Path) -> None:
     """An exception inside training becomes FAILED with 'Type: message'; the run completes."""
     outcome, trials = _run(plugins_for_tests["raising_task"], "random", tmp_path)
     failed = [t for t in trials if t.status is TrialStatus.FAILED]

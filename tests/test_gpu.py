@@ -54,4 +54,5 @@ def test_run_on_cuda_records_the_gpu(tmp_path: Path) -> None:
     outcome = execute(RunSpec("digits_mlp", "random", "smoke", 0, Budget(3)), tmp_path, device="cuda")
     meta, trials, _ = load_log(outcome.run_dir)
     assert meta.device == torch.cuda.get_device_name(0)
-    assert trials and outcome.final.incumbent_test_loss is not None
+    assert trials
+    assert outcome.final.incumbent_test_loss is not None

@@ -94,18 +94,14 @@ def test_missing_key_in_proposal_is_refused(
 
 
 def test_unknown_option_lists_the_allowed_ones() -> None:
-    with pytest.raises(
-        MethodError, match=r"method 'grid' got unknown option\(s\) \['pts'\]; allowed: \['points'\]"
-    ):
+    with pytest.raises(MethodError, match=r"method 'grid' got unknown option\(s\) \['pts'\]; allowed: \['points'\]"):
         get_method("grid")({"pts": 3})
     with pytest.raises(MethodError, match=r"allowed: \['n_initial_points', 'acq_func'\]"):
         get_method("skopt_gp")({"n_initial": 3})
 
 
 def test_method_without_options_says_so() -> None:
-    with pytest.raises(
-        MethodError, match=r"method 'random' got unknown option\(s\) \['points'\]; allowed: none"
-    ):
+    with pytest.raises(MethodError, match=r"method 'random' got unknown option\(s\) \['points'\]; allowed: none"):
         get_method("random")({"points": 3})
 
 
@@ -159,9 +155,7 @@ def test_duplicate_method_name_is_refused(isolated_registry: None) -> None:
     class Impostor(_Nothing):
         pass
 
-    with pytest.raises(
-        RegistryError, match=r"method name 'random' is already registered by methods\.random_search"
-    ):
+    with pytest.raises(RegistryError, match=r"method name 'random' is already registered by methods\.random_search"):
         register_method("random")(Impostor)
     assert get_method("random") is before
 
@@ -170,9 +164,7 @@ def test_duplicate_task_name_is_refused(isolated_registry: None) -> None:
     class OtherDigits(DigitsTask):
         pass
 
-    with pytest.raises(
-        RegistryError, match=r"task name 'digits_mlp' is already registered by tasks\.digits_mlp"
-    ):
+    with pytest.raises(RegistryError, match=r"task name 'digits_mlp' is already registered by tasks\.digits_mlp"):
         register_task("digits_mlp")(OtherDigits)
     assert get_task("digits_mlp") is DigitsTask
 

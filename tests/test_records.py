@@ -76,9 +76,7 @@ def test_finite_maps_non_finite_to_none() -> None:
 # The log
 
 
-def test_run_log_lines_are_flushed_as_they_are_appended(
-    tmp_path: Path, meta: RunMetadata, trial: TrialRecord
-) -> None:
+def test_run_log_lines_are_flushed_as_they_are_appended(tmp_path: Path, meta: RunMetadata, trial: TrialRecord) -> None:
     """A reader sees each record while the log is still open: a crash loses nothing written."""
     with RunLog(tmp_path) as log:
         log.append(meta)
@@ -119,9 +117,7 @@ def test_run_log_writes_strict_json(tmp_path: Path, meta: RunMetadata, trial: Tr
         pytest.param('{"type": "trial", "index": 1}\n', id="missing-fields"),
     ],
 )
-def test_load_log_names_the_bad_line(
-    tmp_path: Path, meta: RunMetadata, trial: TrialRecord, bad_line: str
-) -> None:
+def test_load_log_names_the_bad_line(tmp_path: Path, meta: RunMetadata, trial: TrialRecord, bad_line: str) -> None:
     _write_log(tmp_path, meta, [trial])
     with (tmp_path / LOG_NAME).open("a") as fh:
         fh.write(bad_line)
@@ -199,9 +195,7 @@ def test_incomplete_log_is_moved_aside(tmp_path: Path, meta: RunMetadata, trial:
     assert _snapshot(tmp_path) == before  # renamed, not deleted
 
 
-def test_truncated_log_is_moved_aside_as_corrupt(
-    tmp_path: Path, meta: RunMetadata, trial: TrialRecord
-) -> None:
+def test_truncated_log_is_moved_aside_as_corrupt(tmp_path: Path, meta: RunMetadata, trial: TrialRecord) -> None:
     _write_log(tmp_path, meta, [trial, trial])
     log = tmp_path / LOG_NAME
     log.write_bytes(log.read_bytes()[:-20])  # the process died while writing the last line
@@ -213,9 +207,7 @@ def test_truncated_log_is_moved_aside_as_corrupt(
     assert _snapshot(tmp_path) == before
 
 
-def test_corrupt_final_is_moved_aside_with_the_log(
-    tmp_path: Path, meta: RunMetadata, trial: TrialRecord
-) -> None:
+def test_corrupt_final_is_moved_aside_with_the_log(tmp_path: Path, meta: RunMetadata, trial: TrialRecord) -> None:
     _write_log(tmp_path, meta, [trial])
     (tmp_path / FINAL_NAME).write_text('{"meta": ')
     before = _snapshot(tmp_path)

@@ -49,9 +49,7 @@ def test_purposes_are_independent_streams() -> None:
 def test_generators_are_fresh_and_reproducible() -> None:
     seeds = RunSeeds.from_master(5)
     assert np.array_equal(seeds.numpy("data").random(8), seeds.numpy("data").random(8))
-    assert torch.equal(
-        torch.rand(8, generator=seeds.torch("init")), torch.rand(8, generator=seeds.torch("init"))
-    )
+    assert torch.equal(torch.rand(8, generator=seeds.torch("init")), torch.rand(8, generator=seeds.torch("init")))
     assert 0 <= seeds.int_for_library("method") < 2**31 - 1
     with pytest.raises(ValueError, match=r"unknown seed purpose 'weights'; known: data, order"):
         seeds.numpy("weights")

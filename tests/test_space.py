@@ -58,6 +58,7 @@ def test_float_rejects_bad_declarations(kwargs: dict[str, Any], match: str) -> N
         ({"low": True, "high": 2}, r"Int bounds must be integers, got low=True"),
         ({"low": 0, "high": 4, "default": 5}, r"Int default 5 is not an integer in \[0, 4\]"),
         ({"low": 0, "high": 4, "default": 1.5}, r"Int default 1.5 is not an integer in \[0, 4\]"),
+        ({"low": 0, "high": 4, "default": True}, r"Int default True is not an integer in \[0, 4\]"),
     ],
 )
 def test_int_rejects_bad_declarations(kwargs: dict[str, Any], match: str) -> None:

@@ -111,9 +111,7 @@ def test_invalid_toml_gives_the_line(tmp_path: Path) -> None:
     ("old", "new", "match"),
     [
         pytest.param("[suite]\n", "[suit]\n", r"missing the \[suite\] table", id="no-suite-table"),
-        pytest.param(
-            "budget_s = 2.5", "budget = 2.5", r"\[suite\]: unknown key\(s\) \['budget'\]", id="unknown-key"
-        ),
+        pytest.param("budget_s = 2.5", "budget = 2.5", r"\[suite\]: unknown key\(s\) \['budget'\]", id="unknown-key"),
         pytest.param('preset = "smoke"\n', "", r"\[suite\]: missing key\(s\) \['preset'\]", id="missing-key"),
         pytest.param(
             "seeds = [0, 1]",
@@ -133,9 +131,7 @@ def test_invalid_toml_gives_the_line(tmp_path: Path) -> None:
             r"\[suite\]\.seeds: expected a non-empty list",
             id="seeds-not-a-list",
         ),
-        pytest.param(
-            "seeds = [0, 1]", "seeds = []", r"\[suite\]\.seeds: expected a non-empty list", id="no-seeds"
-        ),
+        pytest.param("seeds = [0, 1]", "seeds = []", r"\[suite\]\.seeds: expected a non-empty list", id="no-seeds"),
         pytest.param("seeds = [0, 1]", "seeds = [0, true]", r"\[suite\]\.seeds: expected", id="bool-seed"),
         pytest.param(
             "budget_s = 2.5",
@@ -179,9 +175,7 @@ def test_invalid_toml_gives_the_line(tmp_path: Path) -> None:
             r"\[suite\]\.tasks: expected a non-empty list",
             id="tasks-not-a-list",
         ),
-        pytest.param(
-            'preset = "smoke"', "preset = 3", r"\[suite\]\.preset: expected a preset name", id="bad-preset"
-        ),
+        pytest.param('preset = "smoke"', "preset = 3", r"\[suite\]\.preset: expected a preset name", id="bad-preset"),
         pytest.param(
             "[methods.grid]\npoints = 2\n",
             "[methods]\ngrid = 2\n",
