@@ -17,4 +17,5 @@ for m in grid random skopt_gp optuna_tpe; do
   python3 -m hpobench_stn run --task digits_mlp --method "$m" --preset cpu --budget 15 --seed 0 --out /tmp/gpu_runs --device cuda
 done
 python3 -m hpobench_stn report /tmp/gpu_runs --csv /tmp/gpu_runs.csv
+python3 benchmarks/sync_cost.py
 python3 benchmarks/harness_overhead.py --device cuda --budget 60

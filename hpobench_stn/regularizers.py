@@ -1,15 +1,41 @@
 """Regularisers that take one rate per example, so fixed-config training and STN share one code path.
 
-For fixed-hyperparameter training every row of ``p`` is equal; a best-response method (STN) gives
-each example its own perturbed rate. Rates are tensors of shape ``(N,)``; the random draws come from
-torch's default generator, which the training loop seeds in a forked scope.
+For fixed-hyperparameter training every entry of a rate vector is equal; a best-response method (STN)
+gives each example its own perturbed rate. Rates are tensors of shape ``(N,)`` (use
+:func:`per_example` to broadcast a config's scalar); random draws come from torch's default generator,
+which the training loop seeds in :meth:`hpobench_stn.Task.noise_scope`. Every function is the identity
+(or zero, for penalties) when ``training`` is False: validation and test are always clean.
+
+Dropout variants differ only in the shape of the mask drawn per example:
+
+============================  =====================  ===================================================
+function                      input                  mask (one Bernoulli(1 - p_n) per ...)
+============================  =====================  ===================================================
+:func:`element_dropout`       ``(N, *)``             element (also *input dropout* on images)
+:func:`channel_dropout`       ``(N, C, H, W)``       channel of each example (``Dropout2d``)
+:func:`locked_dropout`        ``(T, N, D)``          unit of each example, shared over time (variational)
+:func:`embedding_dropout`     tokens ``(T, N)``      word type of each example (all its occurrences)
+:func:`drop_connect`          weight ``(O, I)``      weight entry, per example (or one mask if equal)
+============================  =====================  ===================================================
+
+Kept values are scaled by ``1 / (1 - p)`` (inverted dropout), so expectations are unchanged.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["element_dropout", "per_example"]
+__all__ = [
+    "activation_regularization",
+    "channel_dropout",
+    "drop_connect",
+    "element_dropout",
+    "embedding_dropout",
+    "locked_dropout",
+    "per_example",
+    "scale_noise",
+    "temporal_activation_regularization",
+]
 
 
 def per_example(value: float | torch.Tensor, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -21,23 +47,149 @@ def per_example(value: float | torch.Tensor, n: int, like: torch.Tensor) -> torc
     return torch.full((n,), float(value), device=like.device, dtype=like.dtype)
 
 
-def element_dropout(x: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
-    """Inverted dropout with a per-example rate.
+def _check_rates(name: str, p: torch.Tensor, n: int) -> None:
+    if p.shape != (n,):
+        raise ValueError(f"{name}: expected rates of shape ({n},), got {tuple(p.shape)}")
+    if bool(((p < 0) | (p >= 1)).any()):
+        raise ValueError(f"{name}: rates must lie in [0, 1), got min {p.min().item():.4g}, max {p.max().item():.4g}")
 
-    Args:
-        x: input of shape ``(N, *)``.
-        p: drop probabilities of shape ``(N,)``, each in ``[0, 1)``.
-        training: identity when False (validation and test are always clean).
+
+def _masked(x: torch.Tensor, p: torch.Tensor, mask_shape: tuple[int, ...], rate_view: tuple[int, ...]) -> torch.Tensor:
+    """``x`` times a Bernoulli(1 - p) mask of ``mask_shape`` (broadcast over ``x``), scaled by 1/(1 - p)."""
+    keep = (1.0 - p).view(rate_view)
+    mask = torch.bernoulli(keep.expand(mask_shape))
+    return x * (mask / keep)
+
+
+def element_dropout(x: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
+    """Inverted dropout of every element, with rate ``p[n]`` for example ``n``.
 
     Shape:
-        output has the shape of ``x``; kept units are scaled by ``1 / (1 - p)``.
+        x: ``(N, *)``; p: ``(N,)`` in ``[0, 1)``; output: like ``x``.
     """
     if not training:
         return x
-    if p.shape != (x.shape[0],):
-        raise ValueError(f"element_dropout: expected p of shape ({x.shape[0]},), got {tuple(p.shape)}")
-    if bool(((p < 0) | (p >= 1)).any()):
-        raise ValueError(f"element_dropout: rates must lie in [0, 1), got min {p.min().item()}, max {p.max().item()}")
-    keep = (1.0 - p).view(-1, *([1] * (x.dim() - 1)))  # (N, 1, ..., 1)
-    mask = torch.bernoulli(keep.expand_as(x))
-    return x * mask / keep
+    _check_rates("element_dropout", p, x.shape[0])
+    view = (-1, *([1] * (x.dim() - 1)))
+    return _masked(x, p, tuple(x.shape), view)
+
+
+def channel_dropout(x: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
+    """Drop whole feature maps (``nn.Dropout2d``), with rate ``p[n]`` for example ``n``.
+
+    Shape:
+        x: ``(N, C, H, W)``; p: ``(N,)``; output: like ``x``.
+    """
+    if not training:
+        return x
+    if x.dim() != 4:
+        raise ValueError(f"channel_dropout: expected x of shape (N, C, H, W), got {tuple(x.shape)}")
+    _check_rates("channel_dropout", p, x.shape[0])
+    return _masked(x, p, (x.shape[0], x.shape[1], 1, 1), (-1, 1, 1, 1))
+
+
+def locked_dropout(x: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
+    """Variational (locked) dropout: one mask per example and unit, shared over all time steps.
+
+    Shape:
+        x: ``(T, N, D)`` (time first, as ``nn.LSTM``); p: ``(N,)``; output: like ``x``.
+    """
+    if not training:
+        return x
+    if x.dim() != 3:
+        raise ValueError(f"locked_dropout: expected x of shape (T, N, D), got {tuple(x.shape)}")
+    _check_rates("locked_dropout", p, x.shape[1])
+    return _masked(x, p, (1, x.shape[1], x.shape[2]), (1, -1, 1))
+
+
+def embedding_dropout(
+    tokens: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, training: bool
+) -> torch.Tensor:
+    """Look up ``tokens`` in ``weight``, dropping whole word types per example (Gal & Ghahramani).
+
+    For example ``n`` each word type is dropped with probability ``p[n]``; every occurrence of a
+    dropped type in that example's sequence embeds to zero, kept ones are scaled by ``1/(1 - p[n])``.
+    With equal rates this matches AWD-LSTM's ``embedded_dropout`` applied per sequence.
+
+    Shape:
+        tokens: ``(T, N)`` int64; weight: ``(V, E)``; p: ``(N,)``; output: ``(T, N, E)``.
+    """
+    emb = torch.nn.functional.embedding(tokens, weight)
+    if not training:
+        return emb
+    if tokens.dim() != 2:
+        raise ValueError(f"embedding_dropout: expected tokens of shape (T, N), got {tuple(tokens.shape)}")
+    n = tokens.shape[1]
+    _check_rates("embedding_dropout", p, n)
+    keep = (1.0 - p).to(weight.dtype)  # (N,)
+    # One draw per (example, word type); only the types that occur are looked up.
+    type_mask = torch.bernoulli(keep[:, None].expand(n, weight.shape[0]))  # (N, V)
+    token_mask = type_mask.gather(1, tokens.t()).t()  # (T, N)
+    return emb * (token_mask / keep)[:, :, None]
+
+
+def drop_connect(weight: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
+    """DropConnect (Wan et al.): drop individual weights, as AWD-LSTM's ``WeightDrop`` on ``W_hh``.
+
+    When all rates are equal (fixed-config training) one mask is drawn for the whole batch, as in
+    AWD-LSTM, and the result keeps the weight's shape, so fast kernels (cuDNN) still apply. When rates
+    differ (STN) each example gets its own mask and the result has a leading batch dimension.
+
+    Shape:
+        weight: ``(O, I)``; p: ``(N,)``; output: ``(O, I)`` if all ``p`` are equal, else ``(N, O, I)``.
+    """
+    if not training:
+        return weight
+    _check_rates("drop_connect", p, p.shape[0])
+    if bool((p == p[0]).all()):
+        keep = 1.0 - p[0]
+        return weight * (torch.bernoulli(keep.expand_as(weight)) / keep)
+    keep = (1.0 - p).to(weight.dtype).view(-1, 1, 1)
+    mask = torch.bernoulli(keep.expand(p.shape[0], *weight.shape))
+    return weight.unsqueeze(0) * (mask / keep)
+
+
+def scale_noise(x: torch.Tensor, s: torch.Tensor, training: bool) -> torch.Tensor:
+    """Multiply each example by one factor drawn uniformly from ``[1/(1+s), 1+s]`` (input scale noise).
+
+    Shape:
+        x: ``(N, *)``; s: ``(N,)`` with ``s >= 0``; output: like ``x``.
+    """
+    if not training:
+        return x
+    if s.shape != (x.shape[0],):
+        raise ValueError(f"scale_noise: expected s of shape ({x.shape[0]},), got {tuple(s.shape)}")
+    if bool((s < 0).any()):
+        raise ValueError(f"scale_noise: strengths must be >= 0, got min {s.min().item():.4g}")
+    low, high = 1.0 / (1.0 + s), 1.0 + s
+    u = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)
+    factor = low + (high - low) * u  # (N,)
+    return x * factor.view(-1, *([1] * (x.dim() - 1)))
+
+
+def activation_regularization(h: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """AR (Merity et al.): ``mean_n alpha_n · mean_{t,d} h[t, n, d]²`` on the (dropped) top-layer output.
+
+    Shape:
+        h: ``(T, N, D)``; alpha: ``(N,)``; output: scalar.
+    """
+    if alpha.shape != (h.shape[1],):
+        raise ValueError(f"activation_regularization: expected alpha of shape ({h.shape[1]},), got {tuple(alpha.shape)}")
+    per_example_mean = h.pow(2).mean(dim=(0, 2))  # (N,)
+    return (alpha * per_example_mean).mean()
+
+
+def temporal_activation_regularization(h: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """TAR (Merity et al.): ``mean_n beta_n · mean_{t,d} (h[t+1] - h[t])²`` on the undropped output.
+
+    Shape:
+        h: ``(T, N, D)``; beta: ``(N,)``; output: scalar (zero when ``T == 1``).
+    """
+    if beta.shape != (h.shape[1],):
+        raise ValueError(
+            f"temporal_activation_regularization: expected beta of shape ({h.shape[1]},), got {tuple(beta.shape)}"
+        )
+    if h.shape[0] < 2:
+        return h.new_zeros(())
+    per_example_mean = (h[1:] - h[:-1]).pow(2).mean(dim=(0, 2))  # (N,)
+    return (beta * per_example_mean).mean()

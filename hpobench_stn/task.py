@@ -238,6 +238,13 @@ class Task(ABC):
     def clip_gradients(self, model: nn.Module) -> None:  # noqa: B027 - optional hook
         """Called between ``backward()`` and ``step()``; override to clip (e.g. PTB's 0.25)."""
 
+    def after_validation(self, optimizer: torch.optim.Optimizer, val_losses: list[float]) -> None:  # noqa: B027
+        """Called after each epoch's validation with all validation losses so far (oldest first).
+
+        Override for a preset's learning-rate schedule driven by validation (e.g. PTB's non-monotone
+        rule: divide the learning rate by 4 when validation stops improving). Never sees test data.
+        """
+
     def fit(self, config: Config, timer: BudgetTimer, seeds: RunSeeds) -> FitResult:
         """Train ``config`` from scratch for ``preset.epochs``, validating after each epoch.
 
@@ -250,6 +257,7 @@ class Task(ABC):
         best: EvalResult | None = None
         best_state: dict[str, torch.Tensor] | None = None
         epochs = steps = 0
+        history: list[float] = []  # validation loss after each completed epoch
 
         def finish(status: TrialStatus, reason: str | None = None) -> FitResult:
             if status is TrialStatus.FAILED or best_state is None:
@@ -283,10 +291,12 @@ class Task(ABC):
                     if val is None:
                         return finish(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
                     epochs += 1
+                    history.append(val.loss)
                     if not math.isfinite(val.loss):
                         return finish(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {epochs}")
                     if best is None or val.loss < best.loss:
                         # Keep the best-validation checkpoint (model selection is part of validation).
                         best = val
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    self.after_validation(optimizer, history)
         return finish(TrialStatus.COMPLETE)

@@ -119,7 +119,7 @@ class DigitsTask(Task):
         }
     )
     presets: ClassVar[Mapping[str, Preset]] = {
-        "smoke": DigitsPreset("smoke", epochs=4, batch_size=50, hidden=64, lr=0.1),
+        "smoke": DigitsPreset("smoke", epochs=4, batch_size=30, hidden=64, lr=0.2),
         "cpu": DigitsPreset("cpu", epochs=60, batch_size=50, hidden=256, lr=0.05),
     }
     libraries = ("scikit-learn",)
