@@ -22,10 +22,12 @@ DEFAULT_SUITE = "smoke"  # offline default until the paper's tasks (PTB, CIFAR-1
 
 
 def _data_env() -> dict[str, str]:
-    """Point the project at ../shared/data when it exists and nothing else was chosen."""
+    """Point the project at ../shared/data when it exists and nothing else was chosen; keep decoded
+    caches in the project's ignored .cache/ so a shared data folder is only ever read."""
+    env = {"HPOBENCH_STN_CACHE": os.environ.get("HPOBENCH_STN_CACHE", str(ROOT / ".cache"))}
     if "HPOBENCH_STN_DATA" not in os.environ and SHARED_DATA.is_dir():
-        return {"HPOBENCH_STN_DATA": str(SHARED_DATA)}
-    return {}
+        env["HPOBENCH_STN_DATA"] = str(SHARED_DATA)
+    return env
 
 
 @nox.session

@@ -36,6 +36,9 @@ from hpobench_stn import (
 from hpobench_stn import registry as registry_module
 from tasks.digits_mlp import DigitsTask
 
+# Decoded dataset caches go to the project's ignored .cache/, never into a shared data folder.
+os.environ.setdefault("HPOBENCH_STN_CACHE", str(Path(__file__).resolve().parents[1] / ".cache"))
+
 # Two cores shared with other work: one intra-op thread avoids the stalls of an oversubscribed
 # OpenMP pool. Nothing a test asserts depends on the thread count (every comparison is in-process).
 torch.set_num_threads(1)

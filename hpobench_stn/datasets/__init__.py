@@ -3,14 +3,16 @@
 The data root comes from ``--data-dir`` or ``$HPOBENCH_STN_DATA`` (a task receives it as
 ``Task.data_dir``). Loaders keep their real download code for users online and read local copies
 offline; a missing or corrupt file raises :class:`DataError` naming the folder and the expected files.
-Decoded caches go next to the data when that folder is writable, else under ``$HPOBENCH_STN_CACHE``
-(default ``~/.cache/hpobench_stn``): a read-only data root (as in CI) still works.
+Decoded caches go to ``$HPOBENCH_STN_CACHE`` when set (the nox sessions and the tests set it to the
+project's ignored ``.cache/``, so a shared data folder is never written), else next to the data when
+that folder is writable, else ``~/.cache/hpobench_stn``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 __all__ = ["DATA_ENV", "DataError", "cache_dir", "md5sum", "resolve_data_root"]
@@ -45,13 +47,24 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def cache_dir(preferred: Path) -> Path:
-    """``preferred`` if it can be created and written, else ``$HPOBENCH_STN_CACHE`` or ``~/.cache/hpobench_stn``."""
+    """Where decoded caches go: ``$HPOBENCH_STN_CACHE`` when set, else ``preferred`` (next to the data)
+    when a file can really be created there, else ``~/.cache/hpobench_stn``.
+
+    Writability is probed with a temporary file rather than ``os.access``, which answers yes to root
+    even on a read-only mount.
+    """
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        folder = Path(env)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     try:
         preferred.mkdir(parents=True, exist_ok=True)
-        if os.access(preferred, os.W_OK):
-            return preferred
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=preferred)
+        os.close(fd)
+        os.unlink(probe)
+        return preferred
     except OSError:
-        pass
-    fallback = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "hpobench_stn"))
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+        fallback = Path.home() / ".cache" / "hpobench_stn"
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
