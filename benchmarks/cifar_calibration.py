@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -55,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(1)
     task = get_task("cifar_alexnet")(args.preset)
     overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
-    task.preset = dataclasses.replace(task.preset, **overrides)  # type: ignore[assignment]
+    task.preset = dataclasses.replace(task.preset, **overrides)
     task.prepare()
     seeds = RunSeeds.from_master(args.seed)
     task.load(seeds)
@@ -65,11 +66,16 @@ def main() -> None:
         history: list[float] = []
         original = task.after_validation
 
-        def record(optimizer: torch.optim.Optimizer, losses: list[float]) -> None:
+        def record(
+            optimizer: torch.optim.Optimizer,
+            losses: list[float],
+            history: list[float] = history,
+            original: Callable[[torch.optim.Optimizer, list[float]], None] = original,
+        ) -> None:
             history[:] = losses
             original(optimizer, losses)
 
-        task.after_validation = record  # type: ignore[method-assign]
+        task.after_validation = record  # type: ignore[method-assign,assignment]
         timer = BudgetTimer(Budget(1e9), WallClock())
         timer.start()
         start = time.perf_counter()

@@ -102,9 +102,7 @@ def locked_dropout(x: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Te
     return _masked(x, p, (1, x.shape[1], x.shape[2]), (1, -1, 1))
 
 
-def embedding_dropout(
-    tokens: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, training: bool
-) -> torch.Tensor:
+def embedding_dropout(tokens: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
     """Look up ``tokens`` in ``weight``, dropping whole word types per example (Gal & Ghahramani).
 
     For example ``n`` each word type is dropped with probability ``p[n]``; every occurrence of a
@@ -174,7 +172,9 @@ def activation_regularization(h: torch.Tensor, alpha: torch.Tensor) -> torch.Ten
         h: ``(T, N, D)``; alpha: ``(N,)``; output: scalar.
     """
     if alpha.shape != (h.shape[1],):
-        raise ValueError(f"activation_regularization: expected alpha of shape ({h.shape[1]},), got {tuple(alpha.shape)}")
+        raise ValueError(
+            f"activation_regularization: expected alpha of shape ({h.shape[1]},), got {tuple(alpha.shape)}"
+        )
     per_example_mean = h.pow(2).mean(dim=(0, 2))  # (N,)
     return (alpha * per_example_mean).mean()
 
