@@ -42,6 +42,14 @@ CONFIGS = {
         "dropout_fc1": 0.3,
         "dropout_fc2": 0.3,
     },
+    "channel dropout + cutout": {
+        **ZERO,
+        **{f"dropout_conv{i}": 0.1 for i in range(1, 6)},
+        "dropout_fc1": 0.2,
+        "dropout_fc2": 0.2,
+        "cutout_length": 16,
+        "cutout_holes": 1,
+    },
 }
 
 

@@ -1,0 +1,393 @@
+"""``ptb_lstm``: a 2-layer tied LSTM language model on Penn Treebank, the STN paper's LSTM task.
+
+Data: PTB (Mikolov's preprocessing) from ``<data root>/ptb/``, md5-verified and tokenised once per process
+by :mod:`hpobench_stn.datasets.ptb` (vocabulary 10,000; 929,589 / 73,760 / 82,430 tokens). The split is
+fixed (the run's data seed is not used). The ``cpu`` and ``smoke`` presets train on the first
+``train_tokens`` training tokens and validate on the first ``val_tokens`` validation tokens; test is
+always the whole test file.
+
+Model: tied embedding (``size``-d) → ``layers`` one-layer ``nn.LSTM`` modules (``size`` units) → decoder
+(the embedding's transpose plus a bias). One ``nn.LSTM`` per layer, so locked dropout applies between
+layers and DropConnect to each layer's ``W_hh``; the LSTM itself is the fused oneDNN / cuDNN kernel.
+DropConnect draws one mask per batch (all rates equal in fixed-config training) and runs the kernel with
+the masked ``W_hh`` (``torch._VF.lstm``, the call ``nn.LSTM.forward`` makes). Per-example DropConnect
+rates (STN's perturbed rows) need one ``W_hh`` per example, which this kernel cannot take: the model
+raises :class:`~hpobench_stn.TaskError`, and that path belongs to STN's hyper-LSTM (next issue).
+
+Training: truncated BPTT as in the STN baseline (``lstm/train_basic.py``): the training tokens are cut
+into ``batch_size`` contiguous columns and read in windows of a **fixed** ``bptt`` tokens (AWD-LSTM
+draws a random window length around ``bptt``; the STN baseline does not, and a fixed length keeps
+batches deterministic and every method's step cost equal). The hidden state carries over between windows
+(detached) and resets at the start of every epoch. Order is the text's order, so ``train_batches``
+ignores its generator. Loss = token cross-entropy + AR (``alpha``, on the dropped top-layer output) + TAR
+(``beta``, on the undropped top-layer output). SGD at the preset's ``lr``; gradient norm clipped to
+``clip``; after each validation the **non-monotone rule** of the STN baseline divides the learning rate
+by 4 when the latest validation loss is worse than the best of those more than ``nonmono`` epochs old:
+``len(prev) > nonmono and val[-1] > min(prev[:-nonmono])``, ``prev`` = the earlier validations. It can
+fire again at later epochs (the STN baseline's rule; AWD-LSTM switches to ASGD once instead).
+
+Evaluation (clean, full sequence): eval mode (no dropout, no AR/TAR), the split cut into
+``eval_batch_size`` columns and read in windows of ``bptt``, hidden state carried across the windows and
+reset at the start of every evaluation. The loss is the mean token cross-entropy (nats);
+``metrics["perplexity"]`` = ``exp(loss)``. Training and evaluation keep separate hidden states, so an
+evaluation in the middle of an epoch (STN's periodic validation) does not disturb training.
+
+Hyperparameters (all regularisers, shared by every method, STN included; the default is the
+unregularised model):
+
+==============  ==========  ===============================================================================
+name            range       meaning
+==============  ==========  ===============================================================================
+``dropouto``    [0, 0.9]    locked dropout on the top LSTM layer's output (before the decoder)
+``dropouti``    [0, 0.9]    locked dropout on the embedding output (the first LSTM's input)
+``dropouth``    [0, 0.9]    locked dropout between LSTM layers
+``dropoute``    [0, 0.9]    embedding dropout: whole word types per sequence
+``wdrop``       [0, 0.9]    DropConnect on every layer's hidden-to-hidden weights ``W_hh``
+``alpha``       [0, 4]      AR weight: ``alpha · mean(h_dropped²)``
+``beta``        [0, 2]      TAR weight: ``beta · mean((h_t+1 - h_t)²)``
+==============  ==========  ===============================================================================
+
+Why these bounds: the dropout rates cover everything AWD-LSTM and the STN paper use (AWD's PTB settings
+are 0.4 / 0.65 / 0.3 / 0.1 / 0.5, STN's tuned rates stay below 0.8) with room above; rates past 0.9 leave
+a 650-unit layer ~65 live units and only slow training, and the regularisers need rates < 1. Zero is
+included so the unregularised model is in the space. ``alpha`` and ``beta`` go to twice AWD-LSTM's
+defaults (2 and 1); larger values dominate the cross-entropy at the start of training.
+
+Presets (``epochs`` is the per-trial cap for black-box methods):
+
+* ``paper``: 2 × 650 units, 650-d tied embedding, BPTT 70, batch 40, SGD lr 30, clip 0.25, nonmono 5,
+  validation batch 10, test batch 1 (as the STN baseline), 150 epochs (our cap: the STN baseline script has
+  no fixed cap but stops after 20 epochs without improvement, which ``Task.fit`` does not do). Needs CUDA:
+  constructing it on another device raises :class:`~hpobench_stn.TaskError` (one epoch of 2 × 650 on a
+  2-core CPU takes over ten minutes). On an H100 (torch 2.11): 204k training tokens/s, 5.9 s per epoch.
+* ``cpu``: 2 × 128 units, 128-d tied embedding, BPTT 35, batch 10, SGD lr 20, clip 0.25, nonmono 1, the
+  first 60,000 training and 10,000 validation tokens, 6 epochs. Measured (``benchmarks/ptb_throughput.py``,
+  seed 0, one thread, 2-core VM shared with other runs, so under contention): 60–67 s per trial
+  (6,400 training tokens/s); unregularised best validation perplexity 517.5 (it overfits: in
+  calibration it rose after epoch 5); ``dropouto=dropouti=0.4, dropouth=0.25, dropoute=0.1, wdrop=0.5,
+  alpha=2, beta=1``: 458.7 (epoch 6, still falling). A 6-minute budget fits 5 trials, 10 minutes 8–9.
+* ``smoke``: 2 × 16 units, BPTT 20, batch 10, 3,000 training and 1,000 validation tokens, 2 epochs,
+  about a second per trial (for tests).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, NamedTuple, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpobench_stn import (
+    Batch,
+    BudgetTimer,
+    Config,
+    EvalResult,
+    Float,
+    Preset,
+    RunSeeds,
+    SearchSpace,
+    Split,
+    Task,
+    TaskError,
+    register_task,
+)
+from hpobench_stn.datasets import resolve_data_root
+from hpobench_stn.datasets.ptb import PTBCorpus, load_ptb
+from hpobench_stn.regularizers import (
+    activation_regularization,
+    drop_connect,
+    embedding_dropout,
+    locked_dropout,
+    per_example,
+    temporal_activation_regularization,
+)
+
+DROPOUTS = ("dropouto", "dropouti", "dropouth", "dropoute", "wdrop")
+
+
+@dataclass(frozen=True)
+class PTBPreset(Preset):
+    size: int = 650  # embedding size = LSTM units per layer (tied decoder)
+    layers: int = 2
+    bptt: int = 70  # tokens per truncated-BPTT window
+    lr: float = 30.0  # SGD learning rate (fixed, not tuned)
+    clip: float = 0.25  # gradient norm clipping
+    nonmono: int = 5  # epochs of the non-monotone lr rule
+    train_tokens: int | None = None  # use the first N training tokens (None: all)
+    val_tokens: int | None = None  # validate on the first N validation tokens (None: all)
+    eval_batch_size: int = 10  # columns for validation
+    test_batch_size: int = 10  # columns for test
+    requires_cuda: bool = False
+
+
+class Rates(NamedTuple):
+    """Per-example rates, each ``(N,)``."""
+
+    dropouto: torch.Tensor
+    dropouti: torch.Tensor
+    dropouth: torch.Tensor
+    dropoute: torch.Tensor
+    wdrop: torch.Tensor
+
+
+State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (h, c), each (1, N, size)
+
+
+class TiedLSTM(nn.Module):
+    """Tied embedding → stacked one-layer LSTMs → decoder, with per-example regularisation rates.
+
+    The recurrent state lives in the module, one per ``stream`` (``"train"``, ``"eval"``), detached
+    after every window (truncated BPTT); it is not part of ``state_dict``.
+
+    Shape:
+        tokens: ``(T, N)`` int64; rates: :class:`Rates` of ``(N,)``; output: the top layer's raw and
+        dropped outputs, each ``(T, N, size)``.
+    """
+
+    def __init__(self, vocab: int, size: int, layers: int, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.embedding = nn.Parameter(torch.empty(vocab, size, device=device))
+        self.lstms = nn.ModuleList(nn.LSTM(size, size, device=device) for _ in range(layers))
+        self.decoder_bias = nn.Parameter(torch.empty(vocab, device=device))
+        self.states: dict[str, State] = {}
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Embedding U(-0.1, 0.1), LSTM weights and biases U(-1/√H, 1/√H), decoder bias 0; drawn on the
+        CPU from ``generator`` only, then copied to the parameters' device."""
+
+        def uniform_(param: torch.Tensor, bound: float) -> None:
+            draw = torch.empty(param.shape, dtype=param.dtype).uniform_(-bound, bound, generator=generator)
+            param.copy_(draw)
+
+        uniform_(self.embedding, 0.1)
+        for lstm in self.lstms:
+            for param in cast(nn.LSTM, lstm).parameters():
+                uniform_(param, 1.0 / math.sqrt(cast(nn.LSTM, lstm).hidden_size))
+        self.decoder_bias.zero_()
+
+    def extra_repr(self) -> str:
+        vocab, size = self.embedding.shape
+        return f"vocab={vocab}, size={size}, layers={len(self.lstms)}, tied=True"
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """``(T, N, size)`` → logits ``(T, N, vocab)`` through the tied embedding."""
+        return F.linear(h, self.embedding, self.decoder_bias)
+
+    def forward(
+        self, tokens: torch.Tensor, rates: Rates, stream: str = "train", reset: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        state = None if reset else self.states.get(stream)
+        x = embedding_dropout(tokens, self.embedding, rates.dropoute, self.training)  # (T, N, size)
+        x = locked_dropout(x, rates.dropouti, self.training)
+        new_state: State = []
+        for i, module in enumerate(self.lstms):
+            lstm = cast(nn.LSTM, module)
+            if state is None:
+                zeros = x.new_zeros(1, x.shape[1], lstm.hidden_size)
+                h0, c0 = zeros, zeros
+            else:
+                h0, c0 = state[i]
+            x, h, c = self._run_layer(lstm, x, h0, c0, rates.wdrop)
+            new_state.append((h.detach(), c.detach()))
+            if i < len(self.lstms) - 1:
+                x = locked_dropout(x, rates.dropouth, self.training)
+        self.states[stream] = new_state
+        return x, locked_dropout(x, rates.dropouto, self.training)
+
+    def _run_layer(
+        self, lstm: nn.LSTM, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, wdrop: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not self.training or not bool((wdrop > 0).any()):
+            out, (h, c) = lstm(x, (h0, c0))  # the fused kernel with the module's own (flat) weights
+            return out, h, c
+        w_ih, w_hh, b_ih, b_hh = (cast(torch.Tensor, w) for w in lstm._flat_weights)
+        w_hh = drop_connect(w_hh, wdrop, self.training)
+        if w_hh.dim() != 2:
+            raise TaskError(
+                "ptb_lstm: per-example DropConnect rates differ within the batch; the fused LSTM kernel takes "
+                "one W_hh per batch. Per-example DropConnect is the STN hyper-LSTM's job"
+            )
+        weights = [w_ih, w_hh, b_ih, b_hh]
+        # What nn.LSTM.forward calls, with the masked W_hh: (input, hx, params, has_biases, num_layers,
+        # dropout, train, bidirectional, batch_first) → (output, h_n, c_n).
+        # On CUDA the masked weights are not in cuDNN's flat buffer, so cuDNN copies them once per call
+        # (and warns once); measured: 204k tokens/s at the paper preset on an H100.
+        out, h, c = torch._VF.lstm(x, (h0, c0), weights, True, 1, 0.0, True, False, False)
+        return out, h, c
+
+
+def batchify(tokens: torch.Tensor, columns: int) -> torch.Tensor:
+    """``(L,)`` → ``(L // columns, columns)``: ``columns`` contiguous streams, the remainder dropped."""
+    rows = tokens.numel() // columns
+    if rows < 2:
+        raise TaskError(f"ptb_lstm: {tokens.numel()} tokens are too few for {columns} columns")
+    return tokens[: rows * columns].view(columns, rows).t().contiguous()
+
+
+def windows(data: torch.Tensor, bptt: int) -> Iterator[Batch]:
+    """Consecutive ``(inputs (T, N), targets (T, N), position)`` windows of ``data`` ``(L, N)``.
+
+    ``position`` is a CPU int64 scalar, the window's first row; 0 tells the model to reset its state.
+    """
+    for i in range(0, data.shape[0] - 1, bptt):
+        seq = min(bptt, data.shape[0] - 1 - i)
+        yield data[i : i + seq], data[i + 1 : i + 1 + seq], torch.tensor(i)
+
+
+@register_task("ptb_lstm")
+class PTBTask(Task):
+    """A tied 2-layer LSTM on Penn Treebank (see the module docstring)."""
+
+    space = SearchSpace(
+        {
+            "dropouto": Float(0.0, 0.9, default=0.0),
+            "dropouti": Float(0.0, 0.9, default=0.0),
+            "dropouth": Float(0.0, 0.9, default=0.0),
+            "dropoute": Float(0.0, 0.9, default=0.0),
+            "wdrop": Float(0.0, 0.9, default=0.0),
+            "alpha": Float(0.0, 4.0, default=0.0),
+            "beta": Float(0.0, 2.0, default=0.0),
+        }
+    )
+    presets: ClassVar[Mapping[str, Preset]] = {
+        "smoke": PTBPreset(
+            "smoke",
+            epochs=2,
+            batch_size=10,
+            size=16,
+            bptt=20,
+            lr=20.0,
+            nonmono=1,
+            train_tokens=3_000,
+            val_tokens=1_000,
+            clip=0.25,
+            eval_batch_size=10,
+            test_batch_size=10,
+        ),
+        "cpu": PTBPreset(
+            "cpu",
+            epochs=6,
+            batch_size=10,
+            size=128,
+            bptt=35,
+            lr=20.0,
+            nonmono=1,
+            train_tokens=60_000,
+            val_tokens=10_000,
+            clip=0.25,
+            eval_batch_size=10,
+            test_batch_size=10,
+        ),
+        "paper": PTBPreset(
+            "paper",
+            epochs=150,
+            batch_size=40,
+            size=650,
+            bptt=70,
+            lr=30.0,
+            nonmono=5,
+            clip=0.25,
+            eval_batch_size=10,
+            test_batch_size=1,
+            requires_cuda=True,
+        ),
+    }
+    preset: PTBPreset
+
+    def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
+        super().__init__(preset, device=device, data_dir=data_dir)
+        if self.preset.requires_cuda and self.device.type != "cuda":
+            raise TaskError(
+                f"preset {preset!r} of task 'ptb_lstm' needs a CUDA device (a 2 × {self.preset.size} LSTM epoch "
+                f"takes over ten minutes on a CPU); got device {str(self.device)!r}. Use preset 'cpu' or 'smoke'"
+            )
+        self._corpus: PTBCorpus | None = None
+
+    # ----------------------------------------------------------------------------------------------
+    # Data
+    def prepare(self) -> None:
+        # Uncharged: md5 verification (and the download, when online and missing) and tokenisation.
+        self._corpus = load_ptb(resolve_data_root(self.data_dir))
+
+    def load(self, seeds: RunSeeds) -> str:
+        if self._corpus is None:
+            self.prepare()
+        corpus = cast(PTBCorpus, self._corpus)
+        p = self.preset
+        train = corpus.train[: p.train_tokens] if p.train_tokens is not None else corpus.train
+        val = corpus.valid[: p.val_tokens] if p.val_tokens is not None else corpus.valid
+        self.vocab_size = len(corpus.vocab)
+        self.train_data = batchify(train, p.batch_size).to(self.device)  # (L, batch_size)
+        self.val_data = batchify(val, p.eval_batch_size).to(self.device)
+        self.test_data = batchify(corpus.test, p.test_batch_size).to(self.device)
+        return (
+            f"{corpus.folder} (ptb.train/valid/test.txt, md5 verified); train tokens {train.numel()}, "
+            f"val tokens {val.numel()}, test tokens {corpus.test.numel()}"
+        )
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        # Language modelling keeps the text's order: the generator is not used.
+        return windows(self.train_data, self.preset.bptt)
+
+    def eval_batches(self, split: Split) -> Iterator[Batch]:
+        return windows(self.val_data if split == "val" else self.test_data, self.preset.bptt)
+
+    # ----------------------------------------------------------------------------------------------
+    # Model and objective
+    def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
+        p = self.preset
+        model = TiedLSTM(self.vocab_size, p.size, p.layers, device="meta").to_empty(device=self.device)
+        model.reset_parameters(generator)
+        return model
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=self.preset.lr)
+
+    def rates(self, config: Config, n: int, like: torch.Tensor) -> Rates:
+        """A config's rates broadcast to ``(n,)`` (a gray-box method passes its own per-example rates)."""
+        return Rates(*(per_example(float(config[k]), n, like) for k in DROPOUTS))
+
+    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
+        inputs, targets, position = batch
+        lm = cast(TiedLSTM, model)
+        n = inputs.shape[1]
+        raw, dropped = lm(inputs, self.rates(config, n, lm.embedding), "train", int(position) == 0)
+        logits = lm.decode(dropped)  # (T, N, vocab)
+        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+        alpha = per_example(float(config["alpha"]), n, lm.embedding)
+        beta = per_example(float(config["beta"]), n, lm.embedding)
+        return loss + activation_regularization(dropped, alpha) + temporal_activation_regularization(raw, beta)
+
+    def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+        inputs, targets, position = batch
+        lm = cast(TiedLSTM, model)
+        zeros = torch.zeros(inputs.shape[1], device=inputs.device)
+        raw, _ = lm(inputs, Rates(*([zeros] * len(DROPOUTS))), "eval", int(position) == 0)  # eval: clean
+        logits = lm.decode(raw)
+        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
+        return loss, targets.numel(), {}
+
+    def evaluate(self, model: nn.Module, split: Split, timer: BudgetTimer | None = None) -> EvalResult | None:
+        """:meth:`Task.evaluate`, plus ``metrics["perplexity"] = exp(loss)``."""
+        result = super().evaluate(model, split, timer)
+        if result is None:
+            return None
+        ppl = math.exp(result.loss) if result.loss < 700 else math.inf
+        return EvalResult(result.loss, result.n, {**result.metrics, "perplexity": ppl})
+
+    def clip_gradients(self, model: nn.Module) -> None:
+        nn.utils.clip_grad_norm_(model.parameters(), self.preset.clip)
+
+    def after_validation(self, optimizer: torch.optim.Optimizer, val_losses: list[float]) -> None:
+        """The non-monotone rule: lr /= 4 when the latest loss is worse than the best ``nonmono`` epochs ago."""
+        prev, latest = val_losses[:-1], val_losses[-1]
+        nonmono = self.preset.nonmono
+        if len(prev) > nonmono and latest > min(prev[:-nonmono]):
+            for group in optimizer.param_groups:
+                group["lr"] /= 4.0
