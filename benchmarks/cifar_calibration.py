@@ -59,11 +59,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, help="override the preset's learning rate")
     parser.add_argument("--epochs", type=int, help="override the preset's epoch cap")
+    parser.add_argument("--n-train", type=int, help="override the preset's number of training images")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     task = get_task("cifar_alexnet")(args.preset)
-    overrides = {k: v for k, v in (("lr", args.lr), ("epochs", args.epochs)) if v is not None}
+    overrides = {
+        k: v for k, v in (("lr", args.lr), ("epochs", args.epochs), ("n_train", args.n_train)) if v is not None
+    }
     task.preset = dataclasses.replace(task.preset, **overrides)
     task.prepare()
     seeds = RunSeeds.from_master(args.seed)

@@ -47,6 +47,8 @@ from hpobench_stn import (
     Split,
     Task,
     register_task,
+    sequential_batches,
+    shuffled_batches,
 )
 
 N_TEST = 169
@@ -126,18 +128,12 @@ class CancerTask(Task):
         return "sklearn.datasets.load_breast_cancer (bundled, 569 examples)"
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
-        x, y = self.train_xy
-        # The run's generators live on the CPU: draw the order there, then move it to the device.
-        order = torch.randperm(len(x), generator=generator).to(self.device)
-        bs = self.preset.batch_size
-        for start in range(0, len(x), bs):
-            idx = order[start : start + bs]
-            yield x[idx], y[idx]
+        # The order is drawn from the run's CPU generator and applied on the device.
+        return shuffled_batches(self.train_xy, self.preset.batch_size, generator)
 
     def eval_batches(self, split: Split) -> Iterator[Batch]:
-        x, y = self.val_xy if split == "val" else self.test_xy
-        for start in range(0, len(x), EVAL_BATCH):  # a fixed order, never augmented
-            yield x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+        # A fixed order, never augmented.
+        return sequential_batches(self.val_xy if split == "val" else self.test_xy, EVAL_BATCH)
 
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
         # The architecture depends on the preset only; every hyperparameter acts in training_loss.

@@ -20,7 +20,17 @@ from .registry import (
 )
 from .seeding import RunSeeds
 from .space import Config, Float, HParamKind, Int, SearchSpace, SpaceError
-from .task import Batch, EvalResult, FitResult, Preset, Split, Task, TaskError
+from .task import (
+    Batch,
+    EvalResult,
+    FitResult,
+    Preset,
+    Split,
+    Task,
+    TaskError,
+    sequential_batches,
+    shuffled_batches,
+)
 
 __all__ = [
     "AskTellMethod",
@@ -60,5 +70,7 @@ __all__ = [
     "method_names",
     "register_method",
     "register_task",
+    "sequential_batches",
+    "shuffled_batches",
     "task_names",
 ]

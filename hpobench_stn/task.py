@@ -35,10 +35,40 @@ from .records import TrialStatus
 from .seeding import RunSeeds
 from .space import Config, SearchSpace
 
-__all__ = ["Batch", "EvalResult", "FitResult", "Preset", "Split", "Task", "TaskError"]
+__all__ = [
+    "Batch",
+    "EvalResult",
+    "FitResult",
+    "Preset",
+    "Split",
+    "Task",
+    "TaskError",
+    "sequential_batches",
+    "shuffled_batches",
+]
 
 Split = Literal["val", "test"]
 Batch = tuple[torch.Tensor, ...]
+
+
+def shuffled_batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    """One epoch of minibatches of in-memory tensors that share their first dimension.
+
+    The order is drawn from ``generator`` (the run's CPU generator, so it is the same on every device)
+    and applied on the tensors' device; the last batch may be smaller.
+    """
+    n = tensors[0].shape[0]
+    order = torch.randperm(n, generator=generator).to(tensors[0].device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield tuple(t[idx] for t in tensors)
+
+
+def sequential_batches(tensors: tuple[torch.Tensor, ...], batch_size: int) -> Iterator[Batch]:
+    """Minibatches in a fixed order (for clean evaluation); the last batch may be smaller."""
+    n = tensors[0].shape[0]
+    for start in range(0, n, batch_size):
+        yield tuple(t[start : start + batch_size] for t in tensors)
 
 
 class TaskError(ValueError):
@@ -53,11 +83,14 @@ class Preset:
         name: ``smoke`` (seconds, for tests), ``cpu`` (minutes on a laptop) or ``paper`` (GPU).
         epochs: epochs per training run of a fixed config.
         batch_size: training batch size (an optimisation setting, never tuned).
+        needs_cuda: the preset is only meant for a GPU (e.g. ``paper``); building the task on another
+            device raises :class:`TaskError` instead of starting a run that would take days.
     """
 
     name: str
     epochs: int
     batch_size: int
+    needs_cuda: bool = False  # refuse to build the task on another device (e.g. the paper's full-size models)
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -129,6 +162,12 @@ class Task(ABC):
         self.preset = self.presets[preset]
         self.device = torch.device(device)
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.preset.needs_cuda and self.device.type != "cuda":
+            cpu_presets = [name for name, p in self.presets.items() if not p.needs_cuda]
+            raise TaskError(
+                f"preset {preset!r} of task {self.name!r} needs a CUDA device, got device {str(self.device)!r}; "
+                f"use --device cuda, or one of the presets {', '.join(cpu_presets)}"
+            )
 
     # ----------------------------------------------------------------------------------------------
     # Data

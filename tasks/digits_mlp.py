@@ -49,6 +49,7 @@ from hpobench_stn import (
     register_task,
 )
 from hpobench_stn.regularizers import element_dropout, per_example
+from hpobench_stn.task import shuffled_batches
 
 N_TEST = 397
 N_TRAIN = 300
@@ -150,12 +151,7 @@ class DigitsTask(Task):
         return "sklearn.datasets.load_digits (bundled, 1797 images)"
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
-        x, y = self.train_xy
-        order = torch.randperm(len(x), generator=generator).to(self.device)
-        bs = self.preset.batch_size
-        for start in range(0, len(x), bs):
-            idx = order[start : start + bs]
-            yield x[idx], y[idx]
+        return shuffled_batches(self.train_xy, self.preset.batch_size, generator)
 
     def eval_batches(self, split: Split) -> Iterator[Batch]:
         x, y = self.val_xy if split == "val" else self.test_xy

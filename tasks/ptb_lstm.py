@@ -122,7 +122,6 @@ class PTBPreset(Preset):
     val_tokens: int | None = None  # validate on the first N validation tokens (None: all)
     eval_batch_size: int = 10  # columns for validation
     test_batch_size: int = 10  # columns for test
-    requires_cuda: bool = False
 
 
 class Rates(NamedTuple):
@@ -295,18 +294,13 @@ class PTBTask(Task):
             clip=0.25,
             eval_batch_size=10,
             test_batch_size=1,
-            requires_cuda=True,
+            needs_cuda=True,
         ),
     }
     preset: PTBPreset
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         super().__init__(preset, device=device, data_dir=data_dir)
-        if self.preset.requires_cuda and self.device.type != "cuda":
-            raise TaskError(
-                f"preset {preset!r} of task 'ptb_lstm' needs a CUDA device (a 2 × {self.preset.size} LSTM epoch "
-                f"takes over ten minutes on a CPU); got device {str(self.device)!r}. Use preset 'cpu' or 'smoke'"
-            )
         self._corpus: PTBCorpus | None = None
 
     # ----------------------------------------------------------------------------------------------

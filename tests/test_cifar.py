@@ -118,6 +118,7 @@ def test_the_decoded_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return decode(path)
 
     monkeypatch.setattr(cifar_module, "decode_jpeg_npz", counting)
+    monkeypatch.delenv("HPOBENCH_STN_CACHE", raising=False)  # no override: the cache goes next to the data
     first = load_cifar10(tmp_path)
     assert len(calls) == 1
     assert list((tmp_path / "cifar10" / "cache").glob("cifar10_jpeg_q75-*.npy"))
@@ -244,3 +245,12 @@ def test_a_smoke_run_with_every_black_box_method_finds_an_incumbent(method: str,
     assert final.incumbent_test_loss is not None
     assert "CIFAR-10" in final.meta.data_source
     assert final.n_complete >= 1, "no smoke trial completed within 3 s"
+
+
+def test_cache_override_keeps_the_data_folder_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With $HPOBENCH_STN_CACHE set (as the nox sessions and tests do), nothing is written next to the data."""
+    _tiny_jpeg_copy(tmp_path / "data" / "cifar10")
+    monkeypatch.setenv("HPOBENCH_STN_CACHE", str(tmp_path / "cache"))
+    load_cifar10(tmp_path / "data")
+    assert not (tmp_path / "data" / "cifar10" / "cache").exists()
+    assert list((tmp_path / "cache").glob("cifar10_jpeg_q75-*.npy"))

@@ -132,7 +132,9 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--task", "mnist"], "unknown task 'mnist'; known: digits_mlp", id="unknown-task"),
+        pytest.param(
+            ["--task", "mnist"], "unknown task 'mnist'; known: cifar_alexnet, digits_mlp, ptb_lstm", id="unknown-task"
+        ),
         pytest.param(
             ["--preset", "huge"],
             "unknown preset 'huge' for task 'digits_mlp'; known: smoke, cpu",

@@ -130,7 +130,7 @@ def test_non_directory_root_is_refused(tmp_path: Path) -> None:
 def test_unknown_preset_and_paper_on_cpu_are_refused() -> None:
     with pytest.raises(TaskError, match=r"unknown preset 'huge' for task 'ptb_lstm'; known: smoke, cpu, paper"):
         PTBTask("huge")
-    with pytest.raises(TaskError, match=r"preset 'paper' .* needs a CUDA device .* got device 'cpu'"):
+    with pytest.raises(TaskError, match=r"preset 'paper' of task 'ptb_lstm' needs a CUDA device, got device 'cpu'"):
         PTBTask("paper", device="cpu")
     assert get_task("ptb_lstm") is PTBTask
 
