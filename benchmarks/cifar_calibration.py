@@ -50,6 +50,27 @@ CONFIGS = {
         "cutout_length": 16,
         "cutout_holes": 1,
     },
+    "stronger channel dropout + cutout": {
+        **ZERO,
+        **{f"dropout_conv{i}": 0.2 for i in range(1, 6)},
+        "dropout_fc1": 0.3,
+        "dropout_fc2": 0.3,
+        "cutout_length": 16,
+        "cutout_holes": 1,
+    },
+    "channel dropout + cutout + jitter": {
+        **ZERO,
+        **{f"dropout_conv{i}": 0.1 for i in range(1, 6)},
+        "dropout_fc1": 0.2,
+        "dropout_fc2": 0.2,
+        "cutout_length": 16,
+        "cutout_holes": 1,
+        "brightness": 0.2,
+        "contrast": 0.2,
+        "saturation": 0.2,
+        "hue": 0.05,
+        "input_scale": 0.1,
+    },
 }
 
 
