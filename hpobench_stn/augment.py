@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import torch
 
+from .regularizers import checks_values
+
 __all__ = [
     "GRAY_WEIGHTS",
     "adjust_brightness",
@@ -104,7 +106,7 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     Shape: x ``(N, 3, H, W)`` in ``[0, 1]``; shift ``(N,)`` in ``[-0.5, 0.5]``; output like ``x``.
     """
     _check("adjust_hue", x, shift)
-    if bool((shift.abs() > 0.5).any()):
+    if checks_values(shift) and bool((shift.abs() > 0.5).any()):
         raise ValueError(f"adjust_hue: shifts must lie in [-0.5, 0.5], got max |shift| {shift.abs().max().item():.4g}")
     r, g, b = x.unbind(dim=1)  # each (N, H, W)
     maxc, argmax = x.max(dim=1)
@@ -195,7 +197,7 @@ def color_jitter(
     3×3 matrix and offset per example (:func:`color_matrix`) and applied in a single batched matrix
     product, with one clamp to ``[0, 1]`` at the end (torchvision clamps after each operation; the two
     agree whenever no intermediate value leaves ``[0, 1]``). Rows whose four ranges are all 0 are
-    returned exactly.
+    returned exactly (their map is exactly the identity).
 
     Shape:
         x: ``(N, 3, H, W)`` in ``[0, 1]``; brightness, contrast, saturation: ``(N,)`` >= 0;
@@ -203,14 +205,13 @@ def color_jitter(
     """
     for name, r in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation), ("hue", hue)):
         _check(f"color_jitter({name})", x, r)
-        if bool((r < 0).any()):
+        if checks_values(r) and bool((r < 0).any()):
             raise ValueError(f"color_jitter: {name} ranges must be >= 0, got min {r.min().item():.4g}")
-    if bool((hue > 0.5).any()):
+    if checks_values(hue) and bool((hue > 0.5).any()):
         raise ValueError(f"color_jitter: hue ranges must be <= 0.5, got max {hue.max().item():.4g}")
     ranges = torch.stack([brightness, contrast, saturation, hue], dim=1).to(device=x.device, dtype=x.dtype)  # (N, 4)
-    active = ranges.any(dim=1)  # (N,)
-    if not bool(active.any()):
-        return x
+    if checks_values(ranges) and not bool(ranges.any()):
+        return x  # nothing to do (a free test on the CPU; on a GPU it would cost a device sync)
     b, c, s = (jitter_factors(ranges[:, i]) for i in range(3))
     shift = (2.0 * torch.rand_like(ranges[:, 3]) - 1.0) * ranges[:, 3]
     matrix, offset = color_matrix(b, c, s, shift)
@@ -219,8 +220,9 @@ def color_jitter(
     grey_mean = (torch.tensor(GRAY_WEIGHTS, device=x.device, dtype=x.dtype) @ flat.mean(dim=2).t()).view(n, 1)
     out = torch.bmm(matrix, flat)  # (N, 3, H·W); baddbmm is several times slower on CPU for 3×3 blocks
     out.add_((offset * grey_mean).unsqueeze(-1)).clamp_(0.0, 1.0)
-    out = out.view_as(x)
-    return out if bool(active.all()) else torch.where(active.view(-1, 1, 1, 1), out, x)
+    # A row whose ranges are all 0 gets factors exactly 1 and shift exactly 0, so M = I and offset 0:
+    # the map returns it bit for bit (inputs in [0, 1]), with no per-row branch.
+    return out.view_as(x)
 
 
 def cutout_mask(
@@ -231,6 +233,7 @@ def cutout_mask(
     holes: torch.Tensor,
     *,
     centres: torch.Tensor | None = None,
+    max_holes: int | None = None,
 ) -> torch.Tensor:
     """Boolean mask of the pixels cut out: ``holes[n]`` squares of side ``length[n]`` per example.
 
@@ -238,8 +241,10 @@ def cutout_mask(
         n, height, width: batch size and image size.
         length: ``(N,)`` integer side of each example's squares (0: no hole).
         holes: ``(N,)`` integer number of squares per example (0: none).
-        centres: optional ``(N, max(holes), 2)`` integer (row, column) centres, for tests; by default
+        centres: optional ``(N, K, 2)`` integer (row, column) centres, for tests; by default
             uniform over the image's pixels, drawn from the default generator on ``length``'s device.
+        max_holes: a static upper bound ``K`` on ``holes`` (e.g. the search space's bound); without it
+            ``K = max(holes)`` is read from the tensor, a device synchronisation on a GPU.
 
     Returns:
         ``(N, height, width)`` bool, True where the image is cut. Squares are clipped at the border.
@@ -248,11 +253,12 @@ def cutout_mask(
         raise ValueError(
             f"cutout: expected length and holes of shape ({n},), got {tuple(length.shape)}, {tuple(holes.shape)}"
         )
-    if bool(((length < 0) | (holes < 0)).any()):
+    if checks_values(length) and bool(((length < 0) | (holes < 0)).any()):
         raise ValueError("cutout: length and holes must be >= 0")
     device = length.device
     length, holes = length.long(), holes.long().to(device)
-    max_holes = int(holes.max().item()) if n else 0
+    if max_holes is None:
+        max_holes = int(holes.max().item()) if n else 0
     if max_holes == 0:
         return torch.zeros((n, height, width), dtype=torch.bool, device=device)
     if centres is None:
@@ -279,20 +285,23 @@ def cutout(
     fill: torch.Tensor | float = 0.0,
     *,
     centres: torch.Tensor | None = None,
+    max_holes: int | None = None,
 ) -> torch.Tensor:
     """Cut ``holes[n]`` squares of side ``length[n]`` out of example ``n``, setting them to ``fill``.
 
     ``fill`` may be a per-channel ``(C,)`` tensor: filling with the dataset mean makes the holes zero
     after normalisation, as cutout applied to normalised images does in the reference code.
 
+    ``max_holes`` is passed to :func:`cutout_mask` (a static bound avoids a device synchronisation).
+
     Shape: x ``(N, C, H, W)``; length, holes ``(N,)`` integers; output like ``x``.
     """
     if x.dim() != 4:
         raise ValueError(f"cutout: expected images of shape (N, C, H, W), got {tuple(x.shape)}")
     n, c, h, w = x.shape
-    if not bool(((length > 0) & (holes > 0)).any()):
-        return x  # cheaper than testing the (N, H, W) mask
-    mask = cutout_mask(n, h, w, length.to(x.device), holes.to(x.device), centres=centres)
+    if checks_values(length) and not bool(((length > 0) & (holes > 0)).any()):
+        return x  # cheaper than building the (N, H, W) mask; on a GPU the test would cost a sync
+    mask = cutout_mask(n, h, w, length.to(x.device), holes.to(x.device), centres=centres, max_holes=max_holes)
     value = torch.as_tensor(fill, device=x.device, dtype=x.dtype)
     value = value.view(1, c, 1, 1) if value.dim() == 1 else value
     return torch.where(mask.unsqueeze(1), value, x)

@@ -19,6 +19,11 @@ function                      input                  mask (one Bernoulli(1 - p_n
 ============================  =====================  ===================================================
 
 Kept values are scaled by ``1 / (1 - p)`` (inverted dropout), so expectations are unchanged.
+
+Shapes are always checked. *Values* (a rate in ``[0, 1)``, a strength ``>= 0``) are checked only for
+tensors on the CPU, where it is free (:func:`checks_values`): on a GPU every such check synchronises
+the device, several times per training step. Rates there come from a config the search space has
+validated, or from a best-response method's projection onto the bounds.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 __all__ = [
     "activation_regularization",
     "channel_dropout",
+    "checks_values",
     "drop_connect",
     "element_dropout",
     "embedding_dropout",
@@ -47,10 +53,15 @@ def per_example(value: float | torch.Tensor, n: int, like: torch.Tensor) -> torc
     return torch.full((n,), float(value), device=like.device, dtype=like.dtype)
 
 
+def checks_values(t: torch.Tensor) -> bool:
+    """Whether to check the values of ``t``: only on the CPU, where reading them costs no device sync."""
+    return t.device.type == "cpu"
+
+
 def _check_rates(name: str, p: torch.Tensor, n: int) -> None:
     if p.shape != (n,):
         raise ValueError(f"{name}: expected rates of shape ({n},), got {tuple(p.shape)}")
-    if bool(((p < 0) | (p >= 1)).any()):
+    if checks_values(p) and bool(((p < 0) | (p >= 1)).any()):
         raise ValueError(f"{name}: rates must lie in [0, 1), got min {p.min().item():.4g}, max {p.max().item():.4g}")
 
 
@@ -157,7 +168,7 @@ def scale_noise(x: torch.Tensor, s: torch.Tensor, training: bool) -> torch.Tenso
         return x
     if s.shape != (x.shape[0],):
         raise ValueError(f"scale_noise: expected s of shape ({x.shape[0]},), got {tuple(s.shape)}")
-    if bool((s < 0).any()):
+    if checks_values(s) and bool((s < 0).any()):
         raise ValueError(f"scale_noise: strengths must be >= 0, got min {s.min().item():.4g}")
     low, high = 1.0 / (1.0 + s), 1.0 + s
     u = torch.rand(x.shape[0], device=x.device, dtype=x.dtype)

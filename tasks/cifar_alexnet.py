@@ -311,7 +311,8 @@ class CifarAlexNet(Task):
             return self.normalise(images)
         x = images.float().div_(255.0)  # (N, 3, 32, 32) in [0, 1]
         x = color_jitter(x, *(hp[k] for k in JITTERS))
-        x = cutout(x, hp["cutout_length"].long(), hp["cutout_holes"].long(), fill=self._fill)
+        bound = int(self.space["cutout_holes"].high)  # static: no device sync to size the masks
+        x = cutout(x, hp["cutout_length"].long(), hp["cutout_holes"].long(), fill=self._fill, max_holes=bound)
         x = self.normalise(x)
         x = scale_noise(x, hp["input_scale"], training)
         return element_dropout(x, hp["dropout_in"], training)

@@ -171,3 +171,15 @@ def test_fused_hue_rotation_keeps_greys_and_luma() -> None:
     colour = torch.rand(8, 3, 50, generator=torch.Generator().manual_seed(2))
     yiq_luma = torch.tensor([0.299, 0.587, 0.114])
     torch.testing.assert_close(yiq_luma @ torch.bmm(matrix, colour), yiq_luma @ colour, atol=1e-5, rtol=0)
+
+
+def test_a_static_hole_bound_gives_the_same_holes_as_the_data_dependent_one() -> None:
+    """cutout_mask(max_holes=K) (no device sync to size the masks) cuts exactly the requested holes."""
+    n = 3
+    length = torch.tensor([4, 4, 4])
+    holes = torch.tensor([0, 1, 2])
+    centres = torch.tensor([[[5, 5], [20, 20], [0, 0], [0, 0]]] * n)  # (N, K=4, 2), far apart
+    static = cutout_mask(n, 32, 32, length, holes, centres=centres, max_holes=4)
+    dynamic = cutout_mask(n, 32, 32, length, holes, centres=centres[:, :2])
+    assert torch.equal(static, dynamic)
+    assert static.flatten(1).sum(dim=1).tolist() == [0, 16, 32]
