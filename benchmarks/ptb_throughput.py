@@ -15,23 +15,14 @@ import argparse
 import itertools
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from hpobench_stn import Budget, BudgetTimer, RunSeeds, WallClock
 from hpobench_stn.datasets import DATA_ENV
-from tasks.ptb_lstm import PTBTask
-
-REGULARISED = {
-    "dropouto": 0.4,
-    "dropouti": 0.4,
-    "dropouth": 0.25,
-    "dropoute": 0.1,
-    "wdrop": 0.5,
-    "alpha": 2.0,
-    "beta": 1.0,
-}
+from tasks.ptb_lstm import REGULARISED, PTBTask
 
 
 def sync(device: torch.device) -> None:
@@ -78,7 +69,7 @@ def throughput(task: PTBTask, steps: int) -> tuple[float, float]:
     return tokens / train_s, load_s / train_s
 
 
-def trial(task: PTBTask, values: dict[str, float]) -> tuple[float, float, int]:
+def trial(task: PTBTask, values: Mapping[str, float]) -> tuple[float, float, int]:
     """(wall seconds, best validation perplexity, epochs) of one ``Task.fit``."""
     config = task.space.validate({**task.space.default(), **values})
     timer = BudgetTimer(Budget(3600), WallClock(task.device))

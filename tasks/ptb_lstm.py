@@ -124,6 +124,18 @@ class PTBPreset(Preset):
     test_batch_size: int = 10  # columns for test
 
 
+# The regularised reference config quoted in the docstring and docs/tasks.md (AWD-LSTM-like rates).
+REGULARISED: Mapping[str, float] = {
+    "dropouto": 0.4,
+    "dropouti": 0.4,
+    "dropouth": 0.25,
+    "dropoute": 0.1,
+    "wdrop": 0.5,
+    "alpha": 2.0,
+    "beta": 1.0,
+}
+
+
 class Rates(NamedTuple):
     """Per-example rates, each ``(N,)``."""
 

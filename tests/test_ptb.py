@@ -22,7 +22,7 @@ from hpobench_stn.datasets import DataError, md5sum
 from hpobench_stn.datasets import ptb as ptb_data
 from hpobench_stn.regularizers import drop_connect, embedding_dropout, locked_dropout
 from hpobench_stn.runner import RunSpec, execute
-from tasks.ptb_lstm import PTBTask, Rates, TiedLSTM
+from tasks.ptb_lstm import REGULARISED, PTBTask, Rates, TiedLSTM
 
 _ENV = os.environ.get("HPOBENCH_STN_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -30,15 +30,6 @@ needs_ptb = pytest.mark.skipif(
     not (DATA / "ptb" / "ptb.train.txt").is_file(),
     reason=f"PTB not found under {DATA} (set $HPOBENCH_STN_DATA to a folder holding ptb/)",
 )
-REGULARISED = {
-    "dropouto": 0.4,
-    "dropouti": 0.4,
-    "dropouth": 0.25,
-    "dropoute": 0.1,
-    "wdrop": 0.5,
-    "alpha": 2.0,
-    "beta": 1.0,
-}
 
 
 @pytest.fixture(scope="module")
