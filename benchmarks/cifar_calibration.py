@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from collections.abc import Callable
 
 import torch
 
@@ -95,26 +94,13 @@ def main() -> None:
     task.warm_up()
     print(f"cifar_alexnet preset={args.preset} {overrides or ''} seed={args.seed}", flush=True)
     for label in args.configs:
-        history: list[float] = []
-        original = task.after_validation
-
-        def record(
-            optimizer: torch.optim.Optimizer,
-            losses: list[float],
-            history: list[float] = history,
-            original: Callable[[torch.optim.Optimizer, list[float]], None] = original,
-        ) -> None:
-            history[:] = losses
-            original(optimizer, losses)
-
-        task.after_validation = record  # type: ignore[method-assign,assignment]
         timer = BudgetTimer(Budget(1e9), WallClock())
         timer.start()
         start = time.perf_counter()
         fit = task.fit(CONFIGS[label], timer, seeds)
         seconds = time.perf_counter() - start
-        task.after_validation = original  # type: ignore[method-assign]
         assert fit.val is not None
+        history = fit.val_losses
         best_epoch = history.index(min(history)) + 1
         print(
             f"{label:>24}: best val CE {fit.val.loss:.3f} (epoch {best_epoch}/{len(history)}), accuracy "

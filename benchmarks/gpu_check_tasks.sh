@@ -2,17 +2,7 @@
 # CUDA checks of the paper's tasks, as one short script for a lent GPU machine.
 # Needs the data in $HPOBENCH_STN_DATA (ptb/ and cifar10/cifar10_jpeg_q75.npz) and, if absent there,
 # wheels for optuna / scikit-optimize in .whl/. Usage on the device: bash benchmarks/gpu_check_tasks.sh
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-export HPOBENCH_STN_CACHE=/tmp/hpobench_cache
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . || exit 1
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+source "$(dirname "$0")/gpu_env.sh"
 python3 benchmarks/augment_speed.py --device cuda --n 8192
 python3 benchmarks/cifar_throughput.py --device cuda --no-trial
 for task in cifar_alexnet ptb_lstm; do

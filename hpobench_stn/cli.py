@@ -19,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .clock import Budget
+from .datasets import DATA_ENV
 from .records import TrialRecord
 from .registry import get_task, load_plugin, method_names, task_names
 from .report import write_csv
@@ -27,8 +28,6 @@ from .seeding import check_seed
 from .suite import builtin_suites, load_suite
 
 __all__ = ["main"]
-
-DATA_ENV = "HPOBENCH_STN_DATA"
 
 
 def _budget(text: str) -> float:
@@ -60,8 +59,8 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def _data_dir(arg: str | None) -> Path | None:
-    value = arg or os.environ.get(DATA_ENV)
-    return Path(value) if value else None
+    # Without --data-dir a task reads $HPOBENCH_STN_DATA itself (datasets.resolve_data_root): one place.
+    return Path(arg) if arg else None
 
 
 class _Progress:

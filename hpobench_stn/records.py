@@ -135,11 +135,6 @@ class RunMetadata:
     def from_json(cls, d: Mapping[str, Any]) -> RunMetadata:
         return cls(**{k: v for k, v in d.items() if k != "type"})
 
-    def same_run_as(self, other: RunMetadata) -> bool:
-        """Whether ``other`` describes the same experiment (ignoring provenance and timing)."""
-        keys = ("task", "preset", "method", "method_options", "seed", "budget_s")
-        return all(getattr(self, k) == getattr(other, k) for k in keys)
-
 
 @dataclass(frozen=True)
 class FinalRecord:

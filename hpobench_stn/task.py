@@ -126,6 +126,7 @@ class FitResult:
         reason: why it FAILED or stopped early.
         model: the best-validation checkpoint in eval mode (None without a validation), so the
             harness can test it with the clock paused.
+        val_losses: the validation loss after each completed epoch (the trial's learning curve).
     """
 
     status: TrialStatus
@@ -134,6 +135,7 @@ class FitResult:
     steps: int
     reason: str | None = None
     model: nn.Module | None = field(default=None, repr=False, compare=False)
+    val_losses: tuple[float, ...] = ()
 
     @property
     def loss(self) -> float | None:
@@ -299,11 +301,13 @@ class Task(ABC):
         history: list[float] = []  # validation loss after each completed epoch
 
         def finish(status: TrialStatus, reason: str | None = None) -> FitResult:
+            curve = tuple(history)
             if status is TrialStatus.FAILED or best_state is None:
-                return FitResult(status, None if status is TrialStatus.FAILED else best, epochs, steps, reason)
+                val = None if status is TrialStatus.FAILED else best
+                return FitResult(status, val, epochs, steps, reason, val_losses=curve)
             model.load_state_dict(best_state)
             model.eval()
-            return FitResult(status, best, epochs, steps, reason, model)
+            return FitResult(status, best, epochs, steps, reason, model, curve)
 
         with self.noise_scope(seeds.noise):
             with timer.phase("train"):

@@ -274,3 +274,13 @@ def test_fit_out_of_budget_before_any_validation_has_no_loss(digits: DigitsTask)
     assert fit.val is None
     assert fit.loss is None
     assert fit.model is None
+
+
+def test_fit_returns_the_learning_curve_whose_minimum_is_the_kept_checkpoint(digits: DigitsTask) -> None:
+    timer = BudgetTimer(Budget(1e9), FakeClock())
+    timer.start()
+    fit = digits.fit(CLEAN, timer, RunSeeds.from_master(0))
+    assert fit.status is TrialStatus.COMPLETE
+    assert fit.val is not None
+    assert len(fit.val_losses) == fit.epochs == digits.preset.epochs
+    assert min(fit.val_losses) == fit.val.loss
