@@ -89,6 +89,7 @@ from hpobench_stn import (
     SearchSpace,
     Split,
     Task,
+    TaskError,
     register_task,
 )
 from hpobench_stn.augment import color_jitter, cutout
@@ -262,7 +263,8 @@ class CifarAlexNet(Task):
     def load(self, seeds: RunSeeds) -> str:
         """Move the (fixed) splits to the device as uint8 ``(N, 3, 32, 32)``; ``seeds.data`` is not used."""
         if not hasattr(self, "_splits"):
-            self.prepare()
+            # Decoding in load() would charge a one-time cost to whichever run came first.
+            raise TaskError("cifar_alexnet: call prepare() (uncharged) before load()")
         p = self.preset
 
         def to(xy: tuple[np.ndarray, np.ndarray], n: int | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -254,3 +254,9 @@ def test_cache_override_keeps_the_data_folder_untouched(tmp_path: Path, monkeypa
     load_cifar10(tmp_path / "data")
     assert not (tmp_path / "data" / "cifar10" / "cache").exists()
     assert list((tmp_path / "cache").glob("cifar10_jpeg_q75-*.npy"))
+
+
+def test_load_before_prepare_is_refused_rather_than_charged() -> None:
+    task = CifarAlexNet("smoke", device="cpu", data_dir=Path("unused"))
+    with pytest.raises(TaskError, match=r"call prepare\(\) \(uncharged\) before load\(\)"):
+        task.load(RunSeeds.from_master(0))
