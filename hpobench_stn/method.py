@@ -121,10 +121,13 @@ class RunContext:
         except SpaceError as exc:
             raise ProposalError(f"method {self.method_name!r} proposed an invalid config: {exc}") from exc
 
-    def fit(self, config: Config) -> FitResult:
-        """``task.fit`` with failures recorded, not raised: an exception becomes a FAILED result."""
+    def fit(self, config: Config, schedule: Callable[[int], Mapping[str, Any]] | None = None) -> FitResult:
+        """``task.fit`` with failures recorded, not raised: an exception becomes a FAILED result.
+
+        ``schedule`` (step → config) replays a hyperparameter schedule (see :meth:`Task.fit`).
+        """
         try:
-            return self.task.fit(config, self.timer, self.seeds)
+            return self.task.fit(config, self.timer, self.seeds, schedule)
         except Exception as exc:
             return FitResult(TrialStatus.FAILED, None, 0, 0, f"{type(exc).__name__}: {exc}")
 

@@ -37,6 +37,7 @@ __all__ = [
     "drop_connect",
     "element_dropout",
     "embedding_dropout",
+    "embedding_dropout_mask",
     "locked_dropout",
     "per_example",
     "scale_noise",
@@ -113,11 +114,30 @@ def locked_dropout(x: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Te
     return _masked(x, p, (1, x.shape[1], x.shape[2]), (1, -1, 1))
 
 
-def embedding_dropout(tokens: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
-    """Look up ``tokens`` in ``weight``, dropping whole word types per example (Gal & Ghahramani).
+def embedding_dropout_mask(tokens: torch.Tensor, vocab: int, p: torch.Tensor) -> torch.Tensor:
+    """The scale of each token under embedding dropout (Gal & Ghahramani): 0 or ``1/(1 - p[n])``.
 
-    For example ``n`` each word type is dropped with probability ``p[n]``; every occurrence of a
-    dropped type in that example's sequence embeds to zero, kept ones are scaled by ``1/(1 - p[n])``.
+    For example ``n`` each word type is dropped with probability ``p[n]``, so every occurrence of a
+    dropped type in that example's sequence gets 0 and the others ``1/(1 - p[n])``. Multiply an
+    embedding output ``(T, N, E)`` by ``mask[..., None]`` (plain and hyper embeddings alike).
+
+    Shape:
+        tokens: ``(T, N)`` int64; p: ``(N,)``; output: ``(T, N)`` float.
+    """
+    if tokens.dim() != 2:
+        raise ValueError(f"embedding_dropout: expected tokens of shape (T, N), got {tuple(tokens.shape)}")
+    n = tokens.shape[1]
+    _check_rates("embedding_dropout", p, n)
+    keep = 1.0 - p  # (N,)
+    # One draw per (example, word type); only the types that occur are looked up.
+    type_mask = torch.bernoulli(keep[:, None].expand(n, vocab))  # (N, V)
+    token_mask = type_mask.gather(1, tokens.t()).t()  # (T, N)
+    return token_mask / keep
+
+
+def embedding_dropout(tokens: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:
+    """Look up ``tokens`` in ``weight``, dropping whole word types per example (:func:`embedding_dropout_mask`).
+
     With equal rates this matches AWD-LSTM's ``embedded_dropout`` applied per sequence.
 
     Shape:
@@ -126,15 +146,8 @@ def embedding_dropout(tokens: torch.Tensor, weight: torch.Tensor, p: torch.Tenso
     emb = torch.nn.functional.embedding(tokens, weight)
     if not training:
         return emb
-    if tokens.dim() != 2:
-        raise ValueError(f"embedding_dropout: expected tokens of shape (T, N), got {tuple(tokens.shape)}")
-    n = tokens.shape[1]
-    _check_rates("embedding_dropout", p, n)
-    keep = (1.0 - p).to(weight.dtype)  # (N,)
-    # One draw per (example, word type); only the types that occur are looked up.
-    type_mask = torch.bernoulli(keep[:, None].expand(n, weight.shape[0]))  # (N, V)
-    token_mask = type_mask.gather(1, tokens.t()).t()  # (T, N)
-    return emb * (token_mask / keep)[:, :, None]
+    mask = embedding_dropout_mask(tokens, weight.shape[0], p.to(weight.dtype))
+    return emb * mask[:, :, None]
 
 
 def drop_connect(weight: torch.Tensor, p: torch.Tensor, training: bool) -> torch.Tensor:

@@ -7,7 +7,9 @@ A task serves two kinds of method through one contract:
 * **gray-box** methods (STN) run their own loop from the same parts: :meth:`Task.train_batches`,
   :meth:`Task.eval_batches`, :meth:`Task.build_model`, :meth:`Task.make_optimizer`,
   :meth:`Task.training_loss` (regularisers and augmentation applied) and :meth:`Task.evaluate`
-  (clean), under the same clock.
+  (clean), under the same clock. A task that supports best-response methods also implements
+  :meth:`Task.build_hyper_model` (the same architecture built from hyper-layers) and
+  :meth:`Task.regularised_loss` (one value per example for every hyperparameter).
 
 Validation and test evaluation are always clean: ``model.eval()`` (no dropout) and no augmentation,
 for every method. :meth:`Task.evaluate` is the only code path that computes them.
@@ -21,11 +23,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -157,6 +159,9 @@ class Task(ABC):
     space: ClassVar[SearchSpace]
     presets: ClassVar[Mapping[str, Preset]]
     libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go into every run record
+    # Hyperparameters whose regulariser takes one value per batch (e.g. DropConnect on a fused LSTM
+    # kernel): a best-response method perturbs them once per batch instead of once per example.
+    batch_level_hparams: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         if preset not in self.presets:
@@ -208,6 +213,48 @@ class Task(ABC):
     @abstractmethod
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
         """Summed clean loss over the batch, its number of examples, and summed extra metrics."""
+
+    # ----------------------------------------------------------------------------------------------
+    # Gray-box: best-response models (STN). Optional: the defaults say the task has none.
+    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
+        """The best-response model: :meth:`build_model`'s architecture built with
+        :class:`hpobench_stn.hyper.HyperLayers` (``n_hparams`` columns), on :attr:`device`.
+
+        Contract: the elementary weights are drawn from ``generator`` exactly as :meth:`build_model`
+        draws them (same draws, same order), so the STN model starts from the baseline's weights; the
+        hyper path is left to the method (:func:`hpobench_stn.hyper.init_hyper_path`). The model is
+        evaluated by :meth:`eval_sums` like the baseline, answering for the hyperparameters in its
+        :class:`~hpobench_stn.hyper.HyperInput`.
+        """
+        raise TaskError(f"task {self.name!r} has no best-response model (build_hyper_model is not implemented)")
+
+    def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar training loss with one value per example for every hyperparameter of the space.
+
+        ``values[name]`` is ``(N,)`` with ``N = examples_in(batch)`` (Ints hold integral values). With
+        every row equal this is :meth:`training_loss`; a best-response method passes perturbed rows.
+        """
+        raise TaskError(f"task {self.name!r} has no per-example training loss (regularised_loss is not implemented)")
+
+    def examples_in(self, batch: Batch) -> int:
+        """Examples (rows of the per-example hyperparameters) in a training batch: ``batch[0].shape[0]``."""
+        return int(batch[0].shape[0])
+
+    def per_example_values(self, config: Config, batch: Batch) -> dict[str, torch.Tensor]:
+        """A config broadcast to ``(N,)`` float32 tensors on :attr:`device`, for :meth:`regularised_loss`."""
+        n = self.examples_in(batch)
+        return {k: torch.full((n,), float(v), device=self.device) for k, v in config.items()}
+
+    def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        """One pass over the validation split for a gray-box method's hyper-steps: clean batches that
+        :meth:`eval_sums` accepts. Default: :meth:`eval_batches` ``("val")``; override for batches of the
+        training size in an order drawn from ``generator``."""
+        return self.eval_batches("val")
+
+    def best_response_defaults(self) -> Mapping[str, Any]:
+        """Per-task (and per-preset) defaults of a best-response method's options (e.g. the paper's
+        warm-up and hyper learning rate); the method's own defaults apply to the rest."""
+        return {}
 
     # ----------------------------------------------------------------------------------------------
     # Provided: clean evaluation and the fixed-config training loop
@@ -286,8 +333,17 @@ class Task(ABC):
         rule: divide the learning rate by 4 when validation stops improving). Never sees test data.
         """
 
-    def fit(self, config: Config, timer: BudgetTimer, seeds: RunSeeds) -> FitResult:
+    def fit(
+        self,
+        config: Config,
+        timer: BudgetTimer,
+        seeds: RunSeeds,
+        schedule: Callable[[int], Mapping[str, Any]] | None = None,
+    ) -> FitResult:
         """Train ``config`` from scratch for ``preset.epochs``, validating after each epoch.
+
+        With a ``schedule`` (step → config), training step ``s`` uses ``schedule(s)`` instead of
+        ``config``: the replay of a best-response method's hyperparameter schedule on a plain model.
 
         The deadline is checked before every optimiser step and every validation batch; a trial that
         reaches it stops there, and the validations it completed count (status OUT_OF_BUDGET). A
@@ -321,7 +377,8 @@ class Task(ABC):
                     for batch in self.train_batches(order):
                         if timer.expired():
                             return finish(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
-                        loss = self.training_loss(model, batch, config)
+                        step_config = config if schedule is None else self.space.validate(schedule(steps))
+                        loss = self.training_loss(model, batch, step_config)
                         if not torch.isfinite(loss):
                             return finish(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {steps}")
                         optimizer.zero_grad(set_to_none=True)

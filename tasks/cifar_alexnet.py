@@ -71,7 +71,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -94,7 +94,8 @@ from hpobench_stn import (
 )
 from hpobench_stn.augment import color_jitter, cutout
 from hpobench_stn.datasets.cifar10 import load_cifar10, paper_split
-from hpobench_stn.regularizers import channel_dropout, element_dropout, per_example, scale_noise
+from hpobench_stn.hyper import HyperLayers, Layers
+from hpobench_stn.regularizers import channel_dropout, element_dropout, scale_noise
 from hpobench_stn.task import sequential_batches, shuffled_batches
 
 __all__ = ["AlexNet", "CifarAlexNet", "CifarPreset"]
@@ -132,25 +133,30 @@ class AlexNet(nn.Module):
         filters: output channels of the five convolutions.
         fc_hidden: units of the two hidden fc layers.
         num_classes: output logits.
+        layers: the layer factory: plain torch layers (baseline, default) or
+            :class:`~hpobench_stn.hyper.HyperLayers` (the STN model); one architecture for both.
 
     Shape:
         x: ``(N, 3, 32, 32)`` normalised images; rates: ``(N, 7)`` dropout rates (five conv layers,
         then the two fc layers) or None for no dropout; output: ``(N, num_classes)`` logits.
     """
 
-    def __init__(self, filters: tuple[int, ...], fc_hidden: int, num_classes: int = 10) -> None:
+    def __init__(
+        self, filters: tuple[int, ...], fc_hidden: int, num_classes: int = 10, layers: Layers | None = None
+    ) -> None:
         super().__init__()
         if len(filters) != 5:
             raise ValueError(f"AlexNet: expected 5 filter counts, got {filters}")
+        layers = layers or Layers()
         channels = (3, *filters)
         strides = (2, 1, 1, 1, 1)
         self.convs = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, kernel_size=3, stride=s, padding=1)
+            layers.conv2d(c_in, c_out, kernel_size=3, stride=s, padding=1)
             for c_in, c_out, s in zip(channels[:-1], channels[1:], strides, strict=True)
         )
-        self.fc1 = nn.Linear(filters[-1] * 2 * 2, fc_hidden)
-        self.fc2 = nn.Linear(fc_hidden, fc_hidden)
-        self.fc3 = nn.Linear(fc_hidden, num_classes)
+        self.fc1 = layers.linear(filters[-1] * 2 * 2, fc_hidden)
+        self.fc2 = layers.linear(fc_hidden, fc_hidden)
+        self.fc3 = layers.linear(fc_hidden, num_classes)
 
     def layers(self) -> list[nn.Conv2d | nn.Linear]:
         return [*cast(list[nn.Conv2d], list(self.convs)), self.fc1, self.fc2, self.fc3]
@@ -286,9 +292,23 @@ class CifarAlexNet(Task):
     # ----------------------------------------------------------------------------------------------
     # Model and objective
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
-        model = AlexNet(self.preset.filters, self.preset.fc_hidden)
+        return self._build(Layers(), generator)
+
+    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
+        return self._build(HyperLayers(n_hparams), generator)
+
+    def _build(self, layers: Layers, generator: torch.Generator) -> nn.Module:
+        model = AlexNet(self.preset.filters, self.preset.fc_hidden, layers=layers)
         model.reset_parameters(generator, he=self.preset.he_init)
         return model.to(self.device)
+
+    def best_response_defaults(self) -> Mapping[str, Any]:
+        """The paper's CIFAR settings: 5 warm-up epochs (1 at ``smoke``), Adam 3e-3 for λ and σ."""
+        return {"warmup_epochs": 1 if self.preset.name == "smoke" else 5, "hyper_lr": 3e-3}
+
+    def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        # Hyper-steps use clean validation batches of the training batch size, in a shuffled order.
+        return shuffled_batches(self.val_xy, self.preset.batch_size, generator)
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=self.preset.lr, momentum=self.preset.momentum)
@@ -320,12 +340,12 @@ class CifarAlexNet(Task):
         return element_dropout(x, hp["dropout_in"], training)
 
     def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
+        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
+
+    def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         images, labels = batch
-        n = images.shape[0]
-        like = torch.empty(0, device=images.device)
-        hp = {name: per_example(config[name], n, like) for name in self.space}  # each (N,)
-        x = self.augment_inputs(images, hp, model.training)
-        rates = torch.stack([hp[k] for k in (*CONV_DROPOUTS, *FC_DROPOUTS)], dim=1)  # (N, 7)
+        x = self.augment_inputs(images, values, model.training)
+        rates = torch.stack([values[k] for k in (*CONV_DROPOUTS, *FC_DROPOUTS)], dim=1)  # (N, 7)
         return F.cross_entropy(model(x, rates), labels)
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ from hpobench_stn import (
     Task,
     register_task,
 )
-from hpobench_stn.regularizers import element_dropout, per_example
+from hpobench_stn.hyper import HyperLayers, Layers, weight_sq_norm
+from hpobench_stn.regularizers import checks_values, element_dropout
 from hpobench_stn.task import shuffled_batches
 
 N_TEST = 397
@@ -66,15 +67,19 @@ class DigitsPreset(Preset):
 class DigitsMLP(nn.Module):
     """64 → hidden → hidden → 10 with per-example dropout rates.
 
+    ``layers`` builds the three linear layers: plain ``nn.Linear`` (the baseline) or hyper-layers
+    (:class:`~hpobench_stn.hyper.HyperLayers`, the STN model): one architecture for both.
+
     Shape:
         x: ``(N, 64)``; rates: each ``(N,)``; output: ``(N, 10)`` logits.
     """
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, layers: Layers | None = None) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(64, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.out = nn.Linear(hidden, 10)
+        layers = layers or Layers()
+        self.fc1 = layers.linear(64, hidden)
+        self.fc2 = layers.linear(hidden, hidden)
+        self.out = layers.linear(hidden, 10)
 
     def forward(self, x: torch.Tensor, p_in: torch.Tensor, p_h1: torch.Tensor, p_h2: torch.Tensor) -> torch.Tensor:
         x = element_dropout(x, p_in, self.training)
@@ -158,7 +163,21 @@ class DigitsTask(Task):
         yield x, y
 
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
-        model = DigitsMLP(self.preset.hidden)
+        return self._build(Layers(), generator)
+
+    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
+        return self._build(HyperLayers(n_hparams), generator)
+
+    def best_response_defaults(self) -> Mapping[str, Any]:
+        # Ours (the paper has no digits task): one warm-up epoch, the paper's 2:1 alternation.
+        return {"warmup_epochs": 1, "hyper_lr": 0.01}
+
+    def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        # Hyper-steps on validation batches of the training size (the whole split would cost 37 steps' work).
+        return shuffled_batches(self.val_xy, self.preset.batch_size, generator)
+
+    def _build(self, layers: Layers, generator: torch.Generator) -> nn.Module:
+        model = DigitsMLP(self.preset.hidden, layers)
         with torch.no_grad():
             for layer in (model.fc1, model.fc2, model.out):
                 # Kaiming-uniform as nn.Linear does, but from the run's init generator.
@@ -171,16 +190,19 @@ class DigitsTask(Task):
         return torch.optim.SGD(model.parameters(), lr=self.preset.lr, momentum=self.preset.momentum)
 
     def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
+        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
+
+    def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        n = x.shape[0]
-        shift = int(config["shift"])
-        if shift > 0:
-            x = random_shift(x, torch.full((n,), shift, device=x.device, dtype=torch.long))
-        rates = [per_example(config[k], n, x) for k in ("dropout_in", "dropout_h1", "dropout_h2")]
+        shift = values["shift"]
+        if not checks_values(shift) or bool(shift.any()):  # skipping is free on the CPU only
+            x = random_shift(x, shift.long())
         mlp = cast(DigitsMLP, model)
-        logits = mlp(x, *rates)
-        l2 = sum(layer.weight.pow(2).sum() for layer in (mlp.fc1, mlp.fc2, mlp.out))
-        return F.cross_entropy(logits, y) + 0.5 * float(config["weight_decay"]) * l2
+        logits = mlp(x, values["dropout_in"], values["dropout_h1"], values["dropout_h2"])
+        # Per-example weight decay on the weights each example really uses (the effective weights of a
+        # hyper-layer): (N,), or a scalar for the baseline.
+        l2 = sum(weight_sq_norm(layer) for layer in (mlp.fc1, mlp.fc2, mlp.out))
+        return F.cross_entropy(logits, y) + (0.5 * values["weight_decay"] * l2).mean()
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
         x, y = batch

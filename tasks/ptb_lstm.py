@@ -76,7 +76,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -98,10 +98,11 @@ from hpobench_stn import (
 )
 from hpobench_stn.datasets import resolve_data_root
 from hpobench_stn.datasets.ptb import PTBCorpus, load_ptb
+from hpobench_stn.hyper import HyperLayers, HyperLSTM, Layers, is_hyper_path
 from hpobench_stn.regularizers import (
     activation_regularization,
     drop_connect,
-    embedding_dropout,
+    embedding_dropout_mask,
     locked_dropout,
     per_example,
     temporal_activation_regularization,
@@ -152,6 +153,11 @@ State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (h, c), each (1, N,
 class TiedLSTM(nn.Module):
     """Tied embedding → stacked one-layer LSTMs → decoder, with per-example regularisation rates.
 
+    ``layers`` builds the embedding and the LSTMs: plain torch layers (the baseline: ``nn.Embedding``
+    and the fused ``nn.LSTM`` kernel) or :class:`~hpobench_stn.hyper.HyperLayers` (the STN model:
+    ``HyperEmbedding`` and ``HyperLSTM``); the rest of the architecture is shared. The decoder is the
+    elementary embedding's transpose plus a bias, in both.
+
     The recurrent state lives in the module, one per ``stream`` (``"train"``, ``"eval"``), detached
     after every window (truncated BPTT); it is not part of ``state_dict``.
 
@@ -160,51 +166,64 @@ class TiedLSTM(nn.Module):
         dropped outputs, each ``(T, N, size)``.
     """
 
-    def __init__(self, vocab: int, size: int, layers: int, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        vocab: int,
+        size: int,
+        layers: int,
+        device: torch.device | str | None = None,
+        factory: Layers | None = None,
+    ) -> None:
         super().__init__()
-        self.embedding = nn.Parameter(torch.empty(vocab, size, device=device))
-        self.lstms = nn.ModuleList(nn.LSTM(size, size, device=device) for _ in range(layers))
+        factory = factory or Layers()
+        self.embedding = factory.embedding(vocab, size).to(device)
+        self.lstms = nn.ModuleList(factory.lstm(size, size).to(device) for _ in range(layers))
         self.decoder_bias = nn.Parameter(torch.empty(vocab, device=device))
         self.states: dict[str, State] = {}
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Embedding U(-0.1, 0.1), LSTM weights and biases U(-1/√H, 1/√H), decoder bias 0; drawn on the
-        CPU from ``generator`` only, then copied to the parameters' device."""
+        CPU from ``generator`` only, then copied to the parameters' device. Only elementary weights are
+        drawn, in the same order for the baseline and the STN model (the hyper path is the method's)."""
 
         def uniform_(param: torch.Tensor, bound: float) -> None:
             draw = torch.empty(param.shape, dtype=param.dtype).uniform_(-bound, bound, generator=generator)
             param.copy_(draw)
 
-        uniform_(self.embedding, 0.1)
+        uniform_(self.embedding.weight, 0.1)
         for lstm in self.lstms:
-            for param in cast(nn.LSTM, lstm).parameters():
-                uniform_(param, 1.0 / math.sqrt(cast(nn.LSTM, lstm).hidden_size))
+            hidden = cast(nn.LSTM, lstm).hidden_size
+            for name, param in lstm.named_parameters():
+                if not is_hyper_path(name):  # weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0
+                    uniform_(param, 1.0 / math.sqrt(hidden))
         self.decoder_bias.zero_()
 
     def extra_repr(self) -> str:
-        vocab, size = self.embedding.shape
+        vocab, size = self.embedding.weight.shape
         return f"vocab={vocab}, size={size}, layers={len(self.lstms)}, tied=True"
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """``(T, N, size)`` → logits ``(T, N, vocab)`` through the tied embedding."""
-        return F.linear(h, self.embedding, self.decoder_bias)
+        """``(T, N, size)`` → logits ``(T, N, vocab)`` through the tied (elementary) embedding."""
+        return F.linear(h, self.embedding.weight, self.decoder_bias)
 
     def forward(
         self, tokens: torch.Tensor, rates: Rates, stream: str = "train", reset: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         state = None if reset else self.states.get(stream)
-        x = embedding_dropout(tokens, self.embedding, rates.dropoute, self.training)  # (T, N, size)
+        x = self.embedding(tokens)  # (T, N, size)
+        if self.training:  # embedding dropout: whole word types per example
+            x = x * embedding_dropout_mask(tokens, self.embedding.weight.shape[0], rates.dropoute).unsqueeze(-1)
         x = locked_dropout(x, rates.dropouti, self.training)
         new_state: State = []
         for i, module in enumerate(self.lstms):
-            lstm = cast(nn.LSTM, module)
+            hidden = cast(nn.LSTM, module).hidden_size
             if state is None:
-                zeros = x.new_zeros(1, x.shape[1], lstm.hidden_size)
+                zeros = x.new_zeros(1, x.shape[1], hidden)
                 h0, c0 = zeros, zeros
             else:
                 h0, c0 = state[i]
-            x, h, c = self._run_layer(lstm, x, h0, c0, rates.wdrop)
+            x, h, c = self._run_layer(module, x, h0, c0, rates.wdrop)
             new_state.append((h.detach(), c.detach()))
             if i < len(self.lstms) - 1:
                 x = locked_dropout(x, rates.dropouth, self.training)
@@ -212,18 +231,25 @@ class TiedLSTM(nn.Module):
         return x, locked_dropout(x, rates.dropouto, self.training)
 
     def _run_layer(
-        self, lstm: nn.LSTM, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, wdrop: torch.Tensor
+        self, module: nn.Module, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, wdrop: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if not self.training or not bool((wdrop > 0).any()):
+        dropping = self.training and bool((wdrop > 0).any())
+        if isinstance(module, HyperLSTM):
+            mask = None
+            if dropping:
+                mask = drop_connect(torch.ones_like(module.weight_hh_l0), wdrop, True)  # scaled keep mask
+                if mask.dim() != 2:
+                    raise TaskError(_PER_EXAMPLE_WDROP)
+            out, (h, c) = module(x, (h0, c0), hh_mask=mask)
+            return out, h, c
+        lstm = cast(nn.LSTM, module)
+        if not dropping:
             out, (h, c) = lstm(x, (h0, c0))  # the fused kernel with the module's own (flat) weights
             return out, h, c
         w_ih, w_hh, b_ih, b_hh = (cast(torch.Tensor, w) for w in lstm._flat_weights)
         w_hh = drop_connect(w_hh, wdrop, self.training)
         if w_hh.dim() != 2:
-            raise TaskError(
-                "ptb_lstm: per-example DropConnect rates differ within the batch; the fused LSTM kernel takes "
-                "one W_hh per batch. Per-example DropConnect is the STN hyper-LSTM's job"
-            )
+            raise TaskError(_PER_EXAMPLE_WDROP)
         weights = [w_ih, w_hh, b_ih, b_hh]
         # What nn.LSTM.forward calls, with the masked W_hh: (input, hx, params, has_biases, num_layers,
         # dropout, train, bidirectional, batch_first) → (output, h_n, c_n).
@@ -231,6 +257,12 @@ class TiedLSTM(nn.Module):
         # (and warns once); measured: 204k tokens/s at the paper preset on an H100.
         out, h, c = torch._VF.lstm(x, (h0, c0), weights, True, 1, 0.0, True, False, False)
         return out, h, c
+
+
+_PER_EXAMPLE_WDROP = (
+    "ptb_lstm: per-example DropConnect rates differ within the batch; the LSTM takes one W_hh mask per "
+    "batch. A best-response method must perturb 'wdrop' per batch (PTBTask.batch_level_hparams)"
+)
 
 
 def batchify(tokens: torch.Tensor, columns: int) -> torch.Tensor:
@@ -310,6 +342,7 @@ class PTBTask(Task):
         ),
     }
     preset: PTBPreset
+    batch_level_hparams = ("wdrop",)  # one DropConnect mask per batch (see TiedLSTM._run_layer)
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         super().__init__(preset, device=device, data_dir=data_dir)
@@ -347,10 +380,24 @@ class PTBTask(Task):
     # ----------------------------------------------------------------------------------------------
     # Model and objective
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
+        return self._build(Layers(), generator)
+
+    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
+        return self._build(HyperLayers(n_hparams), generator)
+
+    def _build(self, factory: Layers, generator: torch.Generator) -> nn.Module:
         p = self.preset
-        model = TiedLSTM(self.vocab_size, p.size, p.layers, device="meta").to_empty(device=self.device)
+        model = TiedLSTM(self.vocab_size, p.size, p.layers, device="meta", factory=factory)
+        model = model.to_empty(device=self.device)
         model.reset_parameters(generator)
         return model
+
+    def best_response_defaults(self) -> Mapping[str, Any]:
+        """The paper's LSTM settings: about one warm-up epoch, Adam 0.01 for λ and σ."""
+        return {"warmup_epochs": 1, "hyper_lr": 0.01}
+
+    def examples_in(self, batch: Batch) -> int:
+        return int(batch[0].shape[1])  # (T, N) windows: one example per column
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=self.preset.lr)
@@ -360,15 +407,20 @@ class PTBTask(Task):
         return Rates(*(per_example(float(config[k]), n, like) for k in DROPOUTS))
 
     def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
+        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
+
+    def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         inputs, targets, position = batch
         lm = cast(TiedLSTM, model)
-        n = inputs.shape[1]
-        raw, dropped = lm(inputs, self.rates(config, n, lm.embedding), "train", int(position) == 0)
+        rates = Rates(*(values[k] for k in DROPOUTS))
+        raw, dropped = lm(inputs, rates, "train", int(position) == 0)
         logits = lm.decode(dropped)  # (T, N, vocab)
         loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
-        alpha = per_example(float(config["alpha"]), n, lm.embedding)
-        beta = per_example(float(config["beta"]), n, lm.embedding)
-        return loss + activation_regularization(dropped, alpha) + temporal_activation_regularization(raw, beta)
+        return (
+            loss
+            + activation_regularization(dropped, values["alpha"])
+            + temporal_activation_regularization(raw, values["beta"])
+        )
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
         inputs, targets, position = batch

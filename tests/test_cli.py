@@ -11,7 +11,7 @@ from conftest import CliRunner
 from hpobench_stn.records import FINAL_NAME, LOG_NAME, load_final, load_log
 from hpobench_stn.report import COLUMNS
 
-BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp"]
+BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp", "stn"]
 RUN = [
     "run",
     "--task",

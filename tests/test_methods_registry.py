@@ -30,7 +30,7 @@ from hpobench_stn.records import LOG_NAME, load_log
 from hpobench_stn.runner import RunSpec, execute
 from tasks.digits_mlp import DigitsTask
 
-BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp"]
+BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp", "stn"]
 VALID = {"dropout_in": 0.1, "dropout_h1": 0.2, "dropout_h2": 0.3, "weight_decay": 1e-3, "shift": 1}
 
 

@@ -206,7 +206,7 @@ def test_drop_connect_masks_w_hh_in_training_only(smoke: PTBTask) -> None:
     copies = [nn.LSTM(m.input_size, m.hidden_size) for m in lm.lstms if isinstance(m, nn.LSTM)]  # draws: before
     torch.manual_seed(1)  # the model's draws in order: embedding, input, layer 0, between layers, layer 1
     zero = torch.zeros(n)
-    x = locked_dropout(embedding_dropout(inputs, lm.embedding, zero, True), zero, True)
+    x = locked_dropout(embedding_dropout(inputs, lm.embedding.weight, zero, True), zero, True)
     for i, (module, copy) in enumerate(zip(lm.lstms, copies, strict=True)):
         assert isinstance(module, nn.LSTM)
         if i > 0:
@@ -233,8 +233,8 @@ def test_weights_come_from_the_generator_only(smoke: PTBTask) -> None:
     c = smoke.build_model(config(smoke), torch.Generator().manual_seed(4))
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
-    assert not torch.equal(a.state_dict()["embedding"], c.state_dict()["embedding"])
-    assert float(a.state_dict()["embedding"].abs().max()) <= 0.1
+    assert not torch.equal(a.state_dict()["embedding.weight"], c.state_dict()["embedding.weight"])
+    assert float(a.state_dict()["embedding.weight"].abs().max()) <= 0.1
 
 
 def test_evaluation_is_clean_repeatable_and_resets_state(smoke: PTBTask) -> None:

@@ -1,0 +1,66 @@
+"""``schedule_replay``: train a plain model from scratch with a hyperparameter schedule recorded by STN.
+
+The STN paper's "LSTM with the STN schedule": the schedule STN found, replayed on the baseline model
+(no hypernetwork) under the same clock, data, initial weights and noise as any other trial of the run
+seed. Training step ``s`` uses the schedule's values at ``s`` (:class:`hpobench_stn.schedule.Schedule`:
+piecewise constant, Ints floored; the last values hold after the schedule ends). One trial of
+``preset.epochs`` epochs, validated after each epoch like every black-box trial; hyperparameters the
+schedule does not name stay at their defaults.
+
+Option ``schedule``: the folder of an STN run of the same task and preset (the folder holding its
+``log.jsonl``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpobench_stn import Method, MethodError, RunContext, Task, register_method
+from hpobench_stn.method import phase_delta
+from hpobench_stn.records import RecordError, load_log
+from hpobench_stn.schedule import Schedule
+from hpobench_stn.space import SpaceError
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    schedule: str = ""  # folder of the STN run whose schedule is replayed (required)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.schedule, str) or not self.schedule:
+            raise ValueError("schedule must name the folder of an STN run (its log.jsonl holds the schedule)")
+
+
+@register_method("schedule_replay")
+class ScheduleReplay(Method):
+    """Replay a recorded schedule on the plain model (see the module docstring)."""
+
+    Options = ReplayOptions
+    options: ReplayOptions
+
+    def load(self, task: Task) -> Schedule:
+        run_dir = Path(self.options.schedule)
+        try:
+            meta, _, records = load_log(run_dir)
+            schedule = Schedule.from_records(records)
+        except (OSError, RecordError, SpaceError) as exc:
+            raise MethodError(f"schedule_replay: cannot read a schedule from {run_dir}: {exc}") from exc
+        if (meta.task, meta.preset) != (task.name, task.preset.name):
+            raise MethodError(
+                f"schedule_replay: {run_dir} is a run of {meta.task}/{meta.preset}, not {task.name}/{task.preset.name}"
+            )
+        return schedule
+
+    def run(self, task: Task, ctx: RunContext) -> None:
+        timer = ctx.timer
+        before = timer.totals()
+        with timer.phase("ask"):
+            schedule = self.load(task)
+            space, fixed = task.space, task.space.default()
+
+            def config_at(step: int) -> dict[str, float | int]:
+                return schedule.config_at(step, space, fixed)
+
+        fit = ctx.fit(config_at(0), schedule=config_at)
+        ctx.record(config_at(fit.steps), fit, phase_delta(before, timer.totals()))

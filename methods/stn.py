@@ -1,0 +1,313 @@
+"""``stn``: Self-Tuning Networks (MacKay et al., ICLR 2019), Algorithm 1, under the harness's clock.
+
+One run trains one best-response model (the task's architecture built from hyper-layers,
+:meth:`~hpobench_stn.Task.build_hyper_model`) and moves the hyperparameters λ while it trains:
+
+1. **Warm-up**: ``warmup_epochs`` epochs of weight steps at perturbed λ (λ and σ fixed at their start).
+2. Then alternate ``train_steps`` **weight steps** with ``hyper_steps`` **hyper-steps**:
+
+   * weight step (phase ``train``): draw ``λ + σ·ε`` per example (per batch for the task's
+     ``batch_level_hparams``, or all with ``perturb="batch"``), apply the regularisers and augmentation
+     at those values (:meth:`~hpobench_stn.Task.regularised_loss`), step the weights (elementary and
+     hyper path) with the task's own optimiser, clipping and learning-rate rule; λ does not move;
+   * hyper-step (phase ``hyper``): model in eval mode, a **clean** validation batch
+     (:meth:`~hpobench_stn.Task.tuning_batches`, scored by the same ``eval_sums`` as every
+     validation) with the model answering for perturbed ``λ + σ·ε`` (reparameterised, so σ gets a
+     gradient); loss = mean validation loss − ``tau``·entropy(σ); Adam steps λ and σ only. The loss
+     is the plain validation loss: no AR/TAR or other training penalties on validation.
+
+3. Every ``val_every`` epochs (phase ``validate``): a full clean validation at the current λ, recorded
+   as one trial (config = λ as applied, Ints floored), then the task's ``after_validation`` rule (e.g.
+   PTB's learning-rate decay). The harness tests each new best validation with the clock paused, so
+   the incumbent's test loss is that of the best-validation checkpoint.
+
+λ and σ are recorded every ``schedule_every`` weight steps (``ScheduleRecord``: each tuned value, Ints
+as their continuous value, and ``sigma/<name>``), which is the schedule the reports draw and
+:mod:`methods.schedule_replay` replays. The run ends at the deadline (or after ``max_epochs``); the
+deadline is checked before every step. A non-finite loss ends the run with a FAILED record.
+
+STN refuses hyperparameters the task marks as optimisation settings (learning rate, momentum, batch
+size): the best-response cannot see them. Untuned hyperparameters stay at their defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+
+from hpobench_stn import (
+    Batch,
+    FitResult,
+    Method,
+    MethodError,
+    RunContext,
+    Task,
+    TrialStatus,
+    register_method,
+)
+from hpobench_stn.hparams import HParams
+from hpobench_stn.hyper import HyperInput, hyper_input_of, init_hyper_path
+from hpobench_stn.method import phase_delta
+
+DEFAULT_WARMUP_EPOCHS = 1
+DEFAULT_HYPER_LR = 3e-3
+
+
+@dataclass(frozen=True)
+class STNOptions:
+    """Options of ``stn``; None means the task's default (:meth:`Task.best_response_defaults`), then ours."""
+
+    warmup_epochs: int | None = None  # weight-only epochs at perturbed λ before λ moves (paper: CIFAR 5, PTB ~1)
+    train_steps: int = 2  # weight steps per cycle (the paper's 2:1)
+    hyper_steps: int = 1  # hyper-steps per cycle
+    hyper_lr: float | None = None  # Adam learning rate of λ and σ (paper: CIFAR 3e-3, PTB 0.01)
+    tau: float = 1e-3  # entropy weight
+    sigma0: float = 0.5  # initial perturbation scale (unconstrained space)
+    perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
+    gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
+    tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
+    init: dict[str, float] = field(default_factory=dict)  # starting values (default: the space's defaults)
+    margin: float = 0.05  # starting values are moved at least this fraction of the range inside the bounds
+    val_every: int = 1  # epochs between full validations
+    schedule_every: int = 10  # weight steps between schedule records
+    max_epochs: int | None = None  # stop after this many epochs even if budget is left (None: the budget decides)
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, value: Any, minimum: int = 1) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+        if self.warmup_epochs is not None:
+            positive_int("warmup_epochs", self.warmup_epochs, 0)
+        positive_int("train_steps", self.train_steps)
+        positive_int("hyper_steps", self.hyper_steps)
+        positive_int("val_every", self.val_every)
+        positive_int("schedule_every", self.schedule_every)
+        if self.max_epochs is not None:
+            positive_int("max_epochs", self.max_epochs)
+        for name in ("hyper_lr", "sigma0"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("tau", "gate_std"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.perturb not in ("example", "batch"):
+            raise ValueError(f"perturb must be 'example' or 'batch', got {self.perturb!r}")
+        if not 0 < self.margin < 0.5:
+            raise ValueError(f"margin must lie in (0, 0.5), got {self.margin!r}")
+
+
+def _cycle(make: Any) -> Iterator[Batch]:
+    """Batches of ``make()``, restarted whenever a pass ends (hyper-steps run through validation repeatedly)."""
+    while True:
+        empty = True
+        for batch in make():
+            empty = False
+            yield batch
+        if empty:
+            raise MethodError("stn: the task's tuning_batches() yielded no batch")
+
+
+@register_method("stn")
+class STN(Method):
+    """Self-Tuning Networks (see the module docstring)."""
+
+    Options = STNOptions
+    options: STNOptions
+
+    def resolved(self, task: Task) -> STNOptions:
+        """The options with None filled from the task's defaults, then ours."""
+        defaults = dict(task.best_response_defaults())
+        unknown = sorted(set(defaults) - {f.name for f in fields(STNOptions)})
+        if unknown:
+            raise MethodError(f"task {task.name!r}: unknown best-response defaults {unknown}")
+        opts = self.options
+        filled = {k: v for k, v in defaults.items() if getattr(opts, k) is None}
+        opts = replace(opts, **filled)
+        return replace(
+            opts,
+            warmup_epochs=DEFAULT_WARMUP_EPOCHS if opts.warmup_epochs is None else int(opts.warmup_epochs),
+            hyper_lr=DEFAULT_HYPER_LR if opts.hyper_lr is None else opts.hyper_lr,
+        )
+
+    def tuned_names(self, task: Task) -> list[str]:
+        """The hyperparameters to tune; raises :class:`MethodError` for unknown or optimisation settings."""
+        space = task.space
+        names = list(space) if self.options.tune is None else list(self.options.tune)
+        unknown = [n for n in names if n not in space]
+        if unknown or not names:
+            raise MethodError(f"stn: cannot tune {unknown or 'nothing'}; the task's hyperparameters: {list(space)}")
+        refused = [n for n in names if not space[n].kind.best_response_tunable]
+        if refused:
+            raise MethodError(
+                f"stn cannot tune {refused}: task {task.name!r} marks them as optimisation settings, which a "
+                f"best-response model cannot see. Tune the others with --option tune=[...] (untuned "
+                f"hyperparameters stay at their defaults)"
+            )
+        return names
+
+    def run(self, task: Task, ctx: RunContext) -> None:
+        opts = self.resolved(task)
+        names = self.tuned_names(task)
+        timer, seeds = ctx.timer, ctx.seeds
+        fixed = task.space.default()
+        init = {n: opts.init.get(n, fixed[n]) for n in names}
+        per_batch = list(names) if opts.perturb == "batch" else [n for n in task.batch_level_hparams if n in names]
+        method_rng = seeds.torch("method")  # hyper-path initialisation, then the order of tuning batches
+
+        with task.noise_scope(seeds.noise):
+            with timer.phase("train"):
+                model = task.build_hyper_model(len(names), seeds.torch("init"))
+                init_hyper_path(model, method_rng, opts.gate_std)
+                hparams = HParams(
+                    task.space, names, init, opts.sigma0, per_batch=per_batch, margin=opts.margin, device=task.device
+                )
+                weight_opt = task.make_optimizer(model)
+                hyper_opt = torch.optim.Adam(hparams.parameters(), lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
+            _Loop(
+                task, ctx, opts, model, hyper_input_of(model), hparams, fixed, weight_opt, hyper_opt, method_rng
+            ).run()
+
+
+class _Loop:
+    """The state of one STN run: Algorithm 1 reads top to bottom in :meth:`run`."""
+
+    def __init__(
+        self,
+        task: Task,
+        ctx: RunContext,
+        opts: STNOptions,
+        model: torch.nn.Module,
+        hyper_input: HyperInput,
+        hparams: HParams,
+        fixed: Mapping[str, float | int],
+        weight_opt: torch.optim.Optimizer,
+        hyper_opt: torch.optim.Optimizer,
+        method_rng: torch.Generator,
+    ) -> None:
+        self.task, self.ctx, self.opts, self.model = task, ctx, opts, model
+        self.hyper_input, self.hparams, self.fixed = hyper_input, hparams, dict(fixed)
+        self.weight_opt, self.hyper_opt = weight_opt, hyper_opt
+        self.tuning = _cycle(lambda: task.tuning_batches(method_rng))
+        self.steps = self.epochs = 0
+        self.history: list[float] = []  # validation losses, oldest first
+        self.snapshot = ctx.timer.totals()  # phase totals at the last record
+
+    def run(self) -> None:
+        timer, opts = self.ctx.timer, self.opts
+        order = self.ctx.seeds.torch("order")
+        self.record_schedule()
+        while opts.max_epochs is None or self.epochs < opts.max_epochs:
+            tuning = self.epochs >= (opts.warmup_epochs or 0)  # λ moves only after the warm-up
+            with timer.phase("train"):
+                self.model.train()
+                batches = self.task.train_batches(order)
+            for batch in batches:
+                if not self.weight_step(batch):
+                    return
+                if tuning and self.steps % opts.train_steps == 0:
+                    for _ in range(opts.hyper_steps):
+                        if not self.hyper_step():
+                            return
+                if self.steps % opts.schedule_every == 0:
+                    self.record_schedule()
+            self.epochs += 1
+            if self.epochs % opts.val_every == 0 and not self.validate():
+                return
+
+    # ----------------------------------------------------------------------------------------------
+    def weight_step(self, batch: Batch) -> bool:
+        """One step of the weights at perturbed λ; False when the run must stop."""
+        timer = self.ctx.timer
+        with timer.phase("train"):
+            if timer.expired():
+                self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
+                return False
+            n = self.task.examples_in(batch)
+            draw = self.hparams.perturbed(n)  # hnet (N, K) in (0, 1); values name → (N,)
+            values = {k: torch.full((n,), float(v), device=self.task.device) for k, v in self.fixed.items()}
+            values.update(draw.values)
+            self.hyper_input.set(draw.hnet)
+            self.model.train()
+            loss = self.task.regularised_loss(self.model, batch, values)
+            if not torch.isfinite(loss):
+                self.stop(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {self.steps}")
+                return False
+            self.weight_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.task.clip_gradients(self.model)
+            self.weight_opt.step()
+            self.steps += 1
+        return True
+
+    def hyper_step(self) -> bool:
+        """One step of λ and σ on a clean validation batch; False when the run must stop."""
+        timer = self.ctx.timer
+        with timer.phase("hyper"):
+            batch = next(self.tuning)
+            if timer.expired():
+                self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during a hyper-step")
+                return False
+            self.model.eval()  # clean data: no dropout, no augmentation (eval_sums never augments)
+            # The expected validation loss over the perturbation: the model answers for λ + σ·ε, one
+            # draw per example, differentiable in λ and σ (reparameterised). Without it σ would see only
+            # the entropy bonus and grow without bound.
+            n = self.task.examples_in(batch)
+            self.hyper_input.set(self.hparams.perturbed(n, differentiable=True).hnet)  # (N, K)
+            loss_sum, n, _ = self.task.eval_sums(self.model, batch)
+            loss = loss_sum / n - self.opts.tau * self.hparams.entropy()
+            if not torch.isfinite(loss):
+                self.stop(TrialStatus.FAILED, f"non-finite validation loss {loss.item()} in a hyper-step")
+                return False
+            # Gradients for λ and σ only: the weights' gradients are not needed (and not accumulated).
+            params = list(self.hparams.parameters())
+            grads = torch.autograd.grad(loss, params)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            self.hyper_opt.step()
+            self.model.train()
+        return True
+
+    def validate(self) -> bool:
+        """A full clean validation at the current λ, recorded as a trial; False when the run must stop."""
+        timer = self.ctx.timer
+        with timer.phase("validate"):
+            self.hyper_input.set(self.hparams.hnet_input().detach())
+            val = self.task.evaluate(self.model, "val", timer)
+        if val is None:
+            self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
+            return False
+        self.history.append(val.loss)
+        if not math.isfinite(val.loss):
+            self.stop(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {self.epochs}")
+            return False
+        fit = FitResult(
+            TrialStatus.COMPLETE, val, self.epochs, self.steps, model=self.model, val_losses=tuple(self.history)
+        )
+        self.record(fit)
+        with timer.phase("validate"):
+            self.task.after_validation(self.weight_opt, self.history)
+        return True
+
+    def stop(self, status: TrialStatus, reason: str) -> None:
+        """Record how the run ended (no validation attached)."""
+        self.record_schedule()
+        self.record(FitResult(status, None, self.epochs, self.steps, reason, val_losses=tuple(self.history)))
+
+    def record(self, fit: FitResult) -> None:
+        totals = self.ctx.timer.totals()
+        self.ctx.record(self.hparams.config(self.fixed), fit, phase_delta(self.snapshot, totals))
+        self.snapshot = totals
+
+    def record_schedule(self) -> None:
+        with torch.no_grad():
+            sigma = self.hparams.sigma().tolist()
+        values = self.hparams.current()
+        values.update({f"sigma/{name}": s for name, s in zip(self.hparams.names, sigma, strict=True)})
+        self.ctx.record_schedule(self.steps, values)

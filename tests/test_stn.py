@@ -1,0 +1,370 @@
+"""The ``stn`` method: a bilevel problem with a known answer, its run contract, the hyper-models of the three
+tasks, refusals, and the schedule replay."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from ridge_task import RidgeTask
+from torch import nn
+
+from hpobench_stn import (
+    Batch,
+    Budget,
+    FakeClock,
+    Float,
+    HParamKind,
+    MethodError,
+    SearchSpace,
+    Task,
+    TaskError,
+    TrialRecord,
+    TrialStatus,
+    get_method,
+    get_task,
+    register_task,
+)
+from hpobench_stn.clock import BudgetTimer
+from hpobench_stn.hyper import elementary_parameter_count, hyper_input_of, init_hyper_path, is_hyper_path
+from hpobench_stn.records import load_final, load_log
+from hpobench_stn.runner import RunOutcome, RunSpec, execute
+from hpobench_stn.schedule import Schedule
+from hpobench_stn.seeding import RunSeeds
+from methods.stn import STN
+from tasks.cifar_alexnet import CifarAlexNet
+from tasks.digits_mlp import DigitsTask
+from tasks.ptb_lstm import PTBTask
+
+_ENV = os.environ.get("HPOBENCH_STN_DATA")
+DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"
+HAS_PTB = (DATA / "ptb" / "ptb.train.txt").is_file()
+HAS_CIFAR = (DATA / "cifar10").is_dir()
+
+TICK = 0.01
+BUDGET_S = 3.0
+# Cheap STN settings for digits smoke (6 steps per epoch): a short warm-up, a validation every epoch.
+DIGITS_OPTIONS: dict[str, Any] = {"warmup_epochs": 1, "schedule_every": 3}
+
+
+# ------------------------------------------------------------------------------------------------------
+# A bilevel problem with a closed-form answer
+
+
+@pytest.fixture
+def ridge(isolated_registry: None) -> RidgeTask:
+    register_task("ridge")(RidgeTask)
+    task = RidgeTask("smoke")
+    task.load(RunSeeds.from_master(0))
+    return task
+
+
+@pytest.mark.parametrize("side", [0.01, 100.0])
+def test_stn_finds_the_ridge_optimum_from_either_side(ridge: RidgeTask, side: float, tmp_path: Path) -> None:
+    """From λ*/100 and 100·λ*, STN's final λ lies within 10% of the exact validation optimum λ*, in < 30 s."""
+    optimum = ridge.optimum()
+    assert 1e-2 < optimum < 1e2  # an interior optimum: the problem is not degenerate
+    assert ridge.val_loss_at(optimum) < min(ridge.val_loss_at(optimum * 10), ridge.val_loss_at(optimum / 10))
+    start = optimum * side
+    options = {"init": {"l2": start}, "tau": 0.01, "max_epochs": 10_000, "val_every": 500, "schedule_every": 100}
+    began = time.perf_counter()
+    outcome = execute(RunSpec("ridge", "stn", "smoke", 0, Budget(60), options), tmp_path, device="cpu")
+    took = time.perf_counter() - began
+    _, trials, schedule = load_log(outcome.run_dir)
+    final = schedule[-1].values["l2"]
+    assert abs(math.log(schedule[0].values["l2"] / start)) < 1e-4  # it started where it was told to
+    assert abs(math.log(final / optimum)) <= math.log(1.1), (start, final, optimum)
+    assert took < 30.0
+    assert trials[-1].status is TrialStatus.COMPLETE
+    assert trials[-1].epochs == 10_000
+
+
+# ------------------------------------------------------------------------------------------------------
+# The run contract, on digits_mlp with a fake clock
+
+
+def _run(seed: int, out: Path, options: Mapping[str, Any] | None = None, task: str = "digits_mlp") -> RunOutcome:
+    spec = RunSpec(task, "stn", "smoke", seed, Budget(BUDGET_S), dict(options or DIGITS_OPTIONS))
+    return execute(spec, out, clock=FakeClock(tick=TICK), device="cpu", data_dir=DATA)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, RunOutcome, RunOutcome]:
+    return (
+        _run(0, tmp_path_factory.mktemp("stn-a")),
+        _run(0, tmp_path_factory.mktemp("stn-b")),
+        _run(1, tmp_path_factory.mktemp("stn-c")),
+    )
+
+
+def test_run_records_validations_and_a_schedule(runs: tuple[RunOutcome, ...]) -> None:
+    """One trial per epoch's validation (the last one cut by the deadline); λ and σ logged every 3 steps."""
+    meta, trials, schedule = load_log(runs[0].run_dir)
+    space = get_task("digits_mlp").space
+    assert len(trials) >= 5
+    for trial in trials[:-1]:
+        assert trial.status is TrialStatus.COMPLETE
+        assert trial.val_loss is not None
+        assert space.validate(trial.config) == trial.config
+    assert [t.epochs for t in trials[:-1]] == list(range(1, len(trials)))
+    assert trials[-1].status is TrialStatus.OUT_OF_BUDGET
+    steps = [s.step for s in schedule]
+    assert steps[0] == 0
+    assert all(b - a == 3 for a, b in itertools.pairwise(steps))  # the last: at the deadline
+    assert set(schedule[0].values) == {*space, *(f"sigma/{n}" for n in space)}
+    assert meta.method_options == STN(DIGITS_OPTIONS).options_dict()
+
+
+def test_lambda_moves_only_after_the_warm_up(runs: tuple[RunOutcome, ...]) -> None:
+    """During the warm-up epoch (6 steps) λ and σ stay at their start; afterwards they move."""
+    _, _, schedule = load_log(runs[0].run_dir)
+    first = schedule[0].values
+    assert all(s.values == first for s in schedule if s.step <= 6)
+    assert schedule[-1].values != first
+
+
+def test_same_seed_same_run_other_seed_other_schedule(runs: tuple[RunOutcome, ...]) -> None:
+    """Seed 0 twice gives identical records (fake clock); seed 1 a different schedule."""
+    a, b, c = (load_log(r.run_dir) for r in runs)
+    assert [t.to_json() | {"elapsed_s": 0} for t in a[1]] == [t.to_json() | {"elapsed_s": 0} for t in b[1]]
+    assert [s.values for s in a[2]] == [s.values for s in b[2]]
+    assert [s.values for s in a[2]][1:] != [s.values for s in c[2]][1:]
+
+
+def test_budget_is_respected_and_every_second_has_a_phase(runs: tuple[RunOutcome, ...]) -> None:
+    """Charged time ends within a few clock reads of the budget and equals the sum of train/hyper/validate/..."""
+    for outcome in runs:
+        final = outcome.final
+        assert BUDGET_S <= final.elapsed_s <= BUDGET_S + 12 * TICK
+        assert math.fsum(final.phases_s.values()) == pytest.approx(final.elapsed_s, rel=1e-9, abs=1e-9)
+        assert {"train", "hyper", "validate"} <= set(final.phases_s)
+
+
+def test_incumbents_are_tested_and_records_round_trip(runs: tuple[RunOutcome, ...]) -> None:
+    """Exactly the validations that improve carry a test loss; the final record names the best one."""
+    _, trials, _ = load_log(runs[0].run_dir)
+    best: float | None = None
+    for trial in trials:
+        improves = trial.val_loss is not None and (best is None or trial.val_loss < best)
+        assert (trial.test_loss is not None) == improves
+        best = trial.val_loss if improves else best
+        assert TrialRecord.from_json(json.loads(json.dumps(trial.to_json()))) == trial
+    final = load_final(runs[0].run_dir)
+    assert final.incumbent_val_loss == best
+    assert final.incumbent_test_loss is not None
+
+
+def test_max_epochs_ends_the_run_early(tmp_path: Path) -> None:
+    outcome = _run(0, tmp_path, {**DIGITS_OPTIONS, "max_epochs": 2})
+    _, trials, _ = load_log(outcome.run_dir)
+    assert [t.epochs for t in trials] == [1, 2]
+    assert outcome.final.elapsed_s < BUDGET_S
+
+
+# ------------------------------------------------------------------------------------------------------
+# What STN refuses
+
+
+class LearningRateDigits(DigitsTask):
+    """digits_mlp with a (dummy) learning rate in its space, marked as an optimisation setting."""
+
+    space = SearchSpace({**DigitsTask.space, "lr": Float(0.01, 1.0, default=0.1, kind=HParamKind.OPTIMIZATION)})
+
+
+def test_stn_refuses_optimisation_settings_and_tunes_the_rest(isolated_registry: None, tmp_path: Path) -> None:
+    register_task("digits_lr")(LearningRateDigits)
+    with pytest.raises(MethodError, match=r"stn cannot tune \['lr'\].*optimisation settings"):
+        _run(0, tmp_path / "a", task="digits_lr")
+    tune = ["dropout_in", "dropout_h1"]
+    outcome = _run(0, tmp_path / "b", {**DIGITS_OPTIONS, "tune": tune, "max_epochs": 3}, task="digits_lr")
+    _, trials, schedule = load_log(outcome.run_dir)
+    assert set(schedule[-1].values) == {*tune, *(f"sigma/{n}" for n in tune)}
+    assert all(t.config["lr"] == 0.1 and t.config["shift"] == 0 for t in trials)  # untuned: the defaults
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"tune": ["nope"]}, r"cannot tune \['nope'\]"),
+        ({"tune": []}, "cannot tune nothing"),
+        ({"perturb": "sometimes"}, "perturb must be"),
+        ({"train_steps": 0}, "train_steps must be an integer >= 1"),
+        ({"tau": -1.0}, "tau must be a finite number >= 0"),
+        ({"hyper_lr": 0.0}, "hyper_lr must be a finite number > 0"),
+    ],
+)
+def test_bad_options_raise_clear_errors(options: dict[str, Any], match: str, tmp_path: Path) -> None:
+    with pytest.raises(MethodError, match=match):
+        _run(0, tmp_path, options)
+
+
+def test_a_task_without_a_hyper_model_says_so() -> None:
+    task = DigitsTask("smoke")
+    with pytest.raises(TaskError, match="has no best-response model"):
+        Task.build_hyper_model(task, 2, torch.Generator())
+    with pytest.raises(TaskError, match="has no per-example training loss"):
+        Task.regularised_loss(task, nn.Linear(1, 1), (torch.zeros(1),), {})
+
+
+# ------------------------------------------------------------------------------------------------------
+# Hyper-steps are clean
+
+
+class SpyDigits(DigitsTask):
+    """Records the training mode of the model at every eval_sums call during a run."""
+
+    modes: ClassVar[list[bool]] = []
+
+    def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+        type(self).modes.append(model.training)
+        return super().eval_sums(model, batch)
+
+    def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        for x, y in super().tuning_batches(generator):
+            assert x.shape[0] == self.preset.batch_size or x.shape[0] < self.preset.batch_size
+            yield x, y
+
+
+def test_hyper_steps_run_the_model_in_eval_mode(isolated_registry: None, tmp_path: Path) -> None:
+    register_task("digits_spy")(SpyDigits)
+    SpyDigits.modes.clear()
+    _run(0, tmp_path, {**DIGITS_OPTIONS, "max_epochs": 3}, task="digits_spy")
+    assert len(SpyDigits.modes) > 3  # hyper-steps and validations both went through eval_sums
+    assert not any(SpyDigits.modes)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Hyper-models share the baseline's architecture
+
+
+def _tasks() -> Iterator[Task]:
+    digits = DigitsTask("smoke")
+    digits.prepare()
+    yield digits
+    if HAS_PTB:
+        ptb = PTBTask("smoke", data_dir=DATA)
+        ptb.prepare()
+        yield ptb
+    if HAS_CIFAR:
+        cifar = CifarAlexNet("smoke", data_dir=DATA)
+        cifar.prepare()
+        yield cifar
+
+
+@pytest.fixture(scope="module", params=["digits_mlp", "ptb_lstm", "cifar_alexnet"])
+def loaded(request: pytest.FixtureRequest) -> Task:
+    for task in _tasks():
+        if task.name == request.param:
+            task.load(RunSeeds.from_master(0))
+            return task
+    pytest.skip(f"no data for {request.param} under {DATA}")
+
+
+def test_hyper_model_has_the_baselines_elementary_weights(loaded: Task) -> None:
+    """Same generator → the hyper-model's elementary weights are the baseline's, same names and count."""
+    config = loaded.space.default()
+    plain = loaded.build_model(config, torch.Generator().manual_seed(3))
+    hyper = loaded.build_hyper_model(len(loaded.space), torch.Generator().manual_seed(3))
+    assert elementary_parameter_count(hyper) == sum(p.numel() for p in plain.parameters())
+    elementary = {k: v for k, v in hyper.state_dict().items() if not is_hyper_path(k)}
+    assert elementary.keys() == plain.state_dict().keys()
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, elementary[key]), key
+    assert sum(p.numel() for p in hyper.parameters()) > elementary_parameter_count(hyper)  # plus the hyper path
+
+
+def test_hyper_model_with_zero_gates_is_the_baseline(loaded: Task) -> None:
+    """Gates V = 0: the hyper-model's clean validation loss equals the baseline's, for any λ."""
+    config = loaded.space.default()
+    plain = loaded.build_model(config, torch.Generator().manual_seed(3))
+    hyper = loaded.build_hyper_model(len(loaded.space), torch.Generator().manual_seed(3))
+    init_hyper_path(hyper, torch.Generator().manual_seed(4), gate_std=0.0)
+    hyper_input_of(hyper).set(torch.rand(len(loaded.space)))
+    a, b = loaded.evaluate(plain, "val"), loaded.evaluate(hyper, "val")
+    assert a is not None
+    assert b is not None
+    assert b.loss == pytest.approx(a.loss, rel=1e-5)
+
+
+def test_regularised_loss_with_equal_rows_is_the_training_loss(loaded: Task) -> None:
+    """training_loss(config) == regularised_loss(rows all equal to config), same noise."""
+    config = dict(loaded.space.default())
+    model = loaded.build_model(config, torch.Generator().manual_seed(3))
+    batch = next(iter(loaded.train_batches(torch.Generator().manual_seed(0))))
+    with loaded.noise_scope(5):
+        a = loaded.training_loss(model, batch, config)
+    with loaded.noise_scope(5):
+        b = loaded.regularised_loss(model, batch, loaded.per_example_values(config, batch))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("task", ["ptb_lstm", "cifar_alexnet"])
+def test_stn_smoke_runs_on_the_real_tasks(task: str, tmp_path: Path) -> None:
+    """A short STN run through the harness on real data: validations, a schedule, the budget respected."""
+    if not (HAS_PTB if task == "ptb_lstm" else HAS_CIFAR):
+        pytest.skip(f"no data for {task} under {DATA}")
+    options = {"warmup_epochs": 1, "schedule_every": 5, "max_epochs": 3}
+    spec = RunSpec(task, "stn", "smoke", 0, Budget(120), options)
+    outcome = execute(spec, tmp_path, device="cpu", data_dir=DATA)
+    _, trials, schedule = load_log(outcome.run_dir)
+    assert [t.status for t in trials] == [TrialStatus.COMPLETE] * 3
+    space = get_task(task).space
+    assert set(schedule[-1].values) == {*space, *(f"sigma/{n}" for n in space)}
+    assert schedule[-1].values != schedule[0].values  # λ moved after the warm-up
+    assert outcome.final.incumbent_test_loss is not None
+    assert outcome.final.elapsed_s < 120
+
+
+# ------------------------------------------------------------------------------------------------------
+# Schedule replay
+
+
+def test_schedule_replay_runs_one_plain_trial_of_the_same_task(runs: tuple[RunOutcome, ...], tmp_path: Path) -> None:
+    """schedule_replay: one COMPLETE trial of preset.epochs epochs; refuses a run of another task or preset."""
+    options = {"schedule": str(runs[0].run_dir)}
+    outcome = execute(RunSpec("digits_mlp", "schedule_replay", "smoke", 0, Budget(60), options), tmp_path, device="cpu")
+    _, trials, _ = load_log(outcome.run_dir)
+    smoke = DigitsTask.presets["smoke"]
+    assert len(trials) == 1
+    assert trials[0].status is TrialStatus.COMPLETE
+    assert trials[0].epochs == smoke.epochs
+    schedule = Schedule.from_run(runs[0].run_dir)
+    assert trials[0].config == schedule.config_at(trials[0].steps, DigitsTask.space, DigitsTask.space.default())
+    task = DigitsTask("cpu")
+    with pytest.raises(MethodError, match="is a run of digits_mlp/smoke, not digits_mlp/cpu"):
+        get_method("schedule_replay")(options).load(task)  # type: ignore[attr-defined]
+
+
+def test_fit_with_a_schedule_uses_its_config_at_every_step(runs: tuple[RunOutcome, ...]) -> None:
+    """Task.fit(schedule=...) trains step s with schedule(s): the replay's mechanism."""
+    schedule = Schedule.from_run(runs[0].run_dir)
+    seen: list[dict[str, Any]] = []
+
+    class Recording(DigitsTask):
+        def training_loss(self, model: nn.Module, batch: Batch, config: Any) -> torch.Tensor:
+            seen.append(dict(config))
+            return super().training_loss(model, batch, config)
+
+    task = Recording("smoke")
+    task.prepare()
+    seeds = RunSeeds.from_master(0)
+    task.load(seeds)
+    timer = BudgetTimer(Budget(60), FakeClock(tick=0.0))
+    timer.start()
+    fixed = task.space.default()
+
+    def config_at(step: int) -> dict[str, float | int]:
+        return schedule.config_at(step, task.space, fixed)
+
+    fit = task.fit(config_at(0), timer, seeds, config_at)
+    assert fit.status is TrialStatus.COMPLETE
+    assert seen == [config_at(s) for s in range(fit.steps)]
+    assert len({json.dumps(c, sort_keys=True) for c in seen}) > 1  # the schedule really changes
