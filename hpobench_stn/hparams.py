@@ -116,6 +116,10 @@ class HParams(nn.Module):
         lows, highs, positions = [], [], []
         for name, dist in zip(self.names, dists, strict=True):
             value = dist.check(name, init[name])
+            if isinstance(dist, Int):
+                # An Int starts in the middle of its integer's interval [k, k + 1): its left edge could
+                # round (float32) to k - 1, and on an edge the σ floor (distance to a boundary) is zero.
+                value = value + 0.5
             low = float(dist.low)
             high = float(dist.high + 1) if isinstance(dist, Int) else float(dist.high)
             if dist.log:
@@ -132,6 +136,7 @@ class HParams(nn.Module):
         self.unconstrained = nn.Parameter(torch.tensor([_logit(p) for p in positions], **kw))  # type: ignore[arg-type]
         rho0 = sigma0 + math.log(-math.expm1(-sigma0))  # softplus⁻¹(σ₀)
         self.rho = nn.Parameter(torch.full((len(names),), rho0, **kw))  # type: ignore[arg-type]
+        self._dists = dists
         self._int_bounds = [(d.low, d.high) if isinstance(d, Int) else None for d in dists]
         self._batch_names = [n for n in self.names if n in per_batch]
         self._has_int = any(b is not None for b in self._int_bounds)
@@ -183,9 +188,11 @@ class HParams(nn.Module):
         scaled = self.low + (self.high - self.low) * torch.sigmoid(u)
         scaled = torch.where(self.is_log, torch.exp(scaled), scaled)
         out: dict[str, torch.Tensor] = {}
-        for k, (name, bounds) in enumerate(zip(self.names, self._int_bounds, strict=True)):
+        for k, (name, dist) in enumerate(zip(self.names, self._dists, strict=True)):
             v = scaled[..., k]
-            out[name] = v if bounds is None else v.floor().clamp(bounds[0], bounds[1])
+            if isinstance(dist, Int):
+                v = v.floor()
+            out[name] = v.clamp(float(dist.low), float(dist.high))  # also against float32 rounding of exp
         return out
 
     def perturbed(self, n: int, *, differentiable: bool = False) -> Perturbed:

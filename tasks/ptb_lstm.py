@@ -11,8 +11,10 @@ Model: tied embedding (``size``-d) → ``layers`` one-layer ``nn.LSTM`` modules 
 layers and DropConnect to each layer's ``W_hh``; the LSTM itself is the fused oneDNN / cuDNN kernel.
 DropConnect draws one mask per batch (all rates equal in fixed-config training) and runs the kernel with
 the masked ``W_hh`` (``torch._VF.lstm``, the call ``nn.LSTM.forward`` makes). Per-example DropConnect
-rates (STN's perturbed rows) need one ``W_hh`` per example, which this kernel cannot take: the model
-raises :class:`~hpobench_stn.TaskError`, and that path belongs to STN's hyper-LSTM (next issue).
+rates would need one ``W_hh`` per example, which the kernels cannot take: the model raises
+:class:`~hpobench_stn.TaskError`, and STN perturbs ``wdrop`` once per batch (``batch_level_hparams``).
+The STN model (``build_hyper_model``) is the same architecture built from ``HyperEmbedding`` and
+``HyperLSTM`` layers (:mod:`hpobench_stn.hyper`); DropConnect masks its ``W_hh`` and ``U_hh`` alike.
 
 Training: truncated BPTT as in the STN baseline (``lstm/train_basic.py``): the training tokens are cut
 into ``batch_size`` contiguous columns and read in windows of a **fixed** ``bptt`` tokens (AWD-LSTM
