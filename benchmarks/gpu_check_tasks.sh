@@ -11,3 +11,9 @@ done
 # One paper-preset CIFAR trial start: how long an AlexNet epoch takes at the published settings.
 timeout 120 python3 -m hpobench_stn run --task cifar_alexnet --method random --preset paper --budget 60 --seed 0 --out /tmp/gpu_runs --device cuda
 python3 -m hpobench_stn report /tmp/gpu_runs
+# STN on the GPU: smoke runs of the three tasks, step ratios at the cpu and paper sizes, hyper-LSTM speed.
+for task in digits_mlp cifar_alexnet ptb_lstm; do
+  python3 -m hpobench_stn run --task "$task" --method stn --preset smoke --budget 20 --seed 0 --out /tmp/gpu_runs --device cuda
+done
+python3 benchmarks/stn_step_ratio.py --device cuda --reps 10
+python3 benchmarks/hyper_lstm_speed.py --device cuda --reps 10

@@ -56,3 +56,29 @@ def test_run_on_cuda_records_the_gpu(tmp_path: Path) -> None:
     assert meta.device == torch.cuda.get_device_name(0)
     assert trials
     assert outcome.final.incumbent_test_loss is not None
+
+
+def test_stn_runs_on_cuda_and_its_hyper_lstm_matches_the_cpu(tmp_path: Path) -> None:
+    """STN trains on the GPU (schedule recorded), and the hyper-LSTM's hand-written BPTT gives the CPU's
+    outputs and gradients there too."""
+    from hpobench_stn.hyper import HyperLSTM
+
+    outcome = execute(RunSpec("digits_mlp", "stn", "smoke", 0, Budget(10), {"max_epochs": 5}), tmp_path, device="cuda")
+    meta, trials, schedule = load_log(outcome.run_dir)
+    assert meta.device == torch.cuda.get_device_name(0)
+    assert len(trials) == 5
+    assert schedule
+    torch.manual_seed(0)
+    cpu = HyperLSTM(8, 16, n_hparams=3)
+    cpu.reset_hyper_path(torch.Generator().manual_seed(1), gate_std=0.5)
+    gpu = HyperLSTM(8, 16, n_hparams=3, device="cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    x, h = torch.randn(12, 4, 8), torch.rand(4, 3)
+    results = []
+    for layer, device in ((cpu, "cpu"), (gpu, "cuda")):
+        out, _ = layer(x.to(device), None, h.to(device))
+        out.square().sum().backward()
+        results.append((out.cpu(), [p.grad.cpu() for p in layer.parameters() if p.grad is not None]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
