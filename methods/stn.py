@@ -67,6 +67,7 @@ class STNOptions:
     hyper_lr: float | None = None  # Adam learning rate of λ and σ (paper: CIFAR 3e-3, PTB 0.01)
     tau: float = 1e-3  # entropy weight
     sigma0: float = 0.5  # initial perturbation scale (unconstrained space)
+    sigma_max: float = 2.0  # upper bound of σ (ours, not the paper's: see HParams.clamp_)
     perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
     gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
     tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
@@ -89,7 +90,7 @@ class STNOptions:
         positive_int("schedule_every", self.schedule_every)
         if self.max_epochs is not None:
             positive_int("max_epochs", self.max_epochs)
-        for name in ("hyper_lr", "sigma0"):
+        for name in ("hyper_lr", "sigma0", "sigma_max"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -166,7 +167,14 @@ class STN(Method):
                 model = task.build_hyper_model(len(names), seeds.torch("init"))
                 init_hyper_path(model, method_rng, opts.gate_std)
                 hparams = HParams(
-                    task.space, names, init, opts.sigma0, per_batch=per_batch, margin=opts.margin, device=task.device
+                    task.space,
+                    names,
+                    init,
+                    opts.sigma0,
+                    per_batch=per_batch,
+                    margin=opts.margin,
+                    sigma_max=opts.sigma_max,
+                    device=task.device,
                 )
                 weight_opt = task.make_optimizer(model)
                 hyper_opt = torch.optim.Adam(hparams.parameters(), lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
@@ -271,6 +279,7 @@ class _Loop:
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
             self.hyper_opt.step()
+            self.hparams.clamp_()
             self.model.train()
         return True
 

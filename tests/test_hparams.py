@@ -497,3 +497,17 @@ def test_bad_arguments_are_refused_with_a_message(
     args: dict[str, Any] = {"names": NAMES, "init": INIT, "sigma0": 0.5, **kwargs}
     with pytest.raises(error, match=match):
         HParams(space, **args)
+
+
+def test_clamp_bounds_u_and_sigma() -> None:
+    """clamp_() keeps u in [-u_max, u_max] and σ <= sigma_max (σ of Ints may still exceed it through the floor)."""
+    space = SearchSpace({"p": Float(0.0, 0.9), "q": Float(0.0, 1.0)})
+    hp = HParams(space, ["p", "q"], {"p": 0.3, "q": 0.5}, 0.5, u_max=4.0, sigma_max=1.5)
+    with torch.no_grad():
+        hp.unconstrained.copy_(torch.tensor([-30.0, 30.0]))
+        hp.rho.fill_(50.0)
+    hp.clamp_()
+    assert hp.unconstrained.tolist() == [-4.0, 4.0]
+    assert hp.sigma().tolist() == pytest.approx([1.5, 1.5], rel=1e-5)
+    with pytest.raises(ValueError, match="sigma_max must be a number >= sigma0"):
+        HParams(space, ["p"], {"p": 0.3}, 0.5, sigma_max=0.4)
