@@ -252,13 +252,4 @@ class HParams(nn.Module):
     def config(self, fixed: Mapping[str, float | int]) -> Config:
         """A config of the whole space: tuned values as applied (Ints floored, Floats clipped to their
         bounds against rounding), untuned ones from ``fixed``."""
-        config: Config = {}
-        current = self.current()
-        for name, dist in self.space.items():
-            if name not in current:
-                config[name] = fixed[name]
-            elif isinstance(dist, Int):
-                config[name] = dist.from_continuous(current[name])
-            else:
-                config[name] = min(max(current[name], float(dist.low)), float(dist.high))
-        return config
+        return self.space.from_continuous(self.current(), fixed)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .records import ScheduleRecord, load_log
-from .space import Config, Int, SearchSpace, SpaceError
+from .space import Config, SearchSpace, SpaceError
 
 __all__ = ["Schedule"]
 
@@ -72,13 +72,4 @@ class Schedule:
         unknown = [n for n in self.values if n not in space]
         if unknown:
             raise SpaceError(f"the schedule names {unknown}, which the space does not have: {list(space)}")
-        values = self.at(step)
-        config: Config = {}
-        for name, dist in space.items():
-            if name not in values:
-                config[name] = fixed[name]
-            elif isinstance(dist, Int):
-                config[name] = dist.from_continuous(values[name])
-            else:
-                config[name] = min(max(values[name], float(dist.low)), float(dist.high))
-        return config
+        return space.from_continuous(self.at(step), fixed)

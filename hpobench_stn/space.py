@@ -229,6 +229,22 @@ class SearchSpace(Mapping[str, Distribution]):
             raise SpaceError(f"grid points per dimension must be an integer >= 1, got {points!r}")
         return {name: dist.grid(points) for name, dist in self._dists.items()}
 
+    def from_continuous(self, values: Mapping[str, float], fixed: Mapping[str, Any]) -> Config:
+        """A config from a continuous relaxation (a best-response method's values, a schedule).
+
+        Names in ``values``: Ints by the integer rule (:meth:`Int.from_continuous`), Floats clipped to
+        their bounds (against rounding); every other name from ``fixed``.
+        """
+        config: Config = {}
+        for name, dist in self._dists.items():
+            if name not in values:
+                config[name] = fixed[name]
+            elif isinstance(dist, Int):
+                config[name] = dist.from_continuous(values[name])
+            else:
+                config[name] = min(max(float(values[name]), float(dist.low)), float(dist.high))
+        return config
+
     def subspace(self, names: list[str]) -> SearchSpace:
         unknown = [n for n in names if n not in self._dists]
         if unknown:

@@ -298,3 +298,13 @@ def test_to_optuna_translates_types_bounds_and_log(space: SearchSpace) -> None:
     assert dists["width"] == IntDistribution(8, 512, log=True)
     assert type(dists["holes"]) is IntDistribution
     assert type(dists["p"]) is FloatDistribution
+
+
+def test_from_continuous_floors_ints_clips_floats_and_fills_the_rest() -> None:
+    """A continuous relaxation → a valid config: Ints by the integer rule, Floats clipped, others from fixed."""
+    space = SearchSpace({"p": Float(0.0, 0.9), "k": Int(0, 4), "w": Float(1e-6, 1e-1, log=True)})
+    config = space.from_continuous({"p": 0.9000001, "k": 4.99}, fixed={"w": 1e-3})
+    assert config == {"p": 0.9, "k": 4, "w": 1e-3}
+    assert type(config["k"]) is int
+    assert space.validate(config) == config
+    assert space.from_continuous({"p": -1e-9, "k": -0.5, "w": 0.5}, fixed={})["k"] == 0
