@@ -201,6 +201,7 @@ class _Loop:
     ) -> None:
         self.task, self.ctx, self.opts, self.model = task, ctx, opts, model
         self.hyper_input, self.hparams, self.fixed = hyper_input, hparams, dict(fixed)
+        self._untuned: dict[int, dict[str, torch.Tensor]] = {}  # batch size → untuned values, (N,) each
         self.weight_opt, self.hyper_opt = weight_opt, hyper_opt
         self.tuning = _cycle(lambda: task.tuning_batches(method_rng))
         self.steps = self.epochs = 0
@@ -228,6 +229,7 @@ class _Loop:
             self.epochs += 1
             if self.epochs % opts.val_every == 0 and not self.validate():
                 return
+        self.record_schedule()  # max_epochs reached: the schedule's last point
 
     # ----------------------------------------------------------------------------------------------
     def weight_step(self, batch: Batch) -> bool:
@@ -239,8 +241,7 @@ class _Loop:
                 return False
             n = self.task.examples_in(batch)
             draw = self.hparams.perturbed(n)  # hnet (N, K) in (0, 1); values name → (N,)
-            values = {k: torch.full((n,), float(v), device=self.task.device) for k, v in self.fixed.items()}
-            values.update(draw.values)
+            values = {**self.untuned_values(n), **draw.values}
             self.hyper_input.set(draw.hnet)
             self.model.train()
             loss = self.task.regularised_loss(self.model, batch, values)
@@ -253,6 +254,15 @@ class _Loop:
             self.weight_opt.step()
             self.steps += 1
         return True
+
+    def untuned_values(self, n: int) -> dict[str, torch.Tensor]:
+        """The untuned hyperparameters at their fixed values, ``(n,)`` each (built once per batch size)."""
+        if n not in self._untuned:
+            tuned = set(self.hparams.names)
+            device = self.task.device
+            fixed = {k: v for k, v in self.fixed.items() if k not in tuned}
+            self._untuned[n] = {k: torch.full((n,), float(v), device=device) for k, v in fixed.items()}
+        return self._untuned[n]
 
     def hyper_step(self) -> bool:
         """One step of λ and σ on a clean validation batch; False when the run must stop."""
