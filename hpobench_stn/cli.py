@@ -40,6 +40,16 @@ def _budget(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         return check_seed(int(text))
@@ -126,12 +136,51 @@ def cmd_suite(args: argparse.Namespace) -> int:
             print(f"  {spec.label()} budget={spec.budget.seconds:g}s options={dict(spec.method_options)}")
         return 0
     start = time.perf_counter()
-    for i, spec in enumerate(runs, start=1):
-        label = f"[{i}/{len(runs)}] {spec.label()}"
-        outcome = _execute(spec, args, label)
-        print(f"{label}: {_summary(outcome)}", flush=True)
+    if args.executor == "dask":
+        _run_on_dask(runs, args)
+    else:
+        for i, spec in enumerate(runs, start=1):
+            label = f"[{i}/{len(runs)}] {spec.label()}"
+            outcome = _execute(spec, args, label)
+            print(f"{label}: {_summary(outcome)}", flush=True)
     print(f"suite {suite.name} done in {time.perf_counter() - start:.0f}s; report: hpobench report {out}")
     return 0
+
+
+def _run_on_dask(runs: list[RunSpec], args: argparse.Namespace) -> None:
+    """The suite's runs on a Dask cluster, with a bar over runs (done / running / left)."""
+    from .executors import DaskExecutor, jobs_for
+
+    if args.scheduler is None and args.workers is None:
+        raise ValueError("--executor dask needs --workers N (a local cluster) or --scheduler ADDRESS")
+    executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler, threads_per_run=args.threads_per_run)
+    plugins = [str(Path(p).resolve()) for p in args.plugin]
+    jobs = jobs_for(
+        runs,
+        Path(args.out).resolve(),
+        data_dir=_data_dir(args.data_dir),
+        device=args.device,
+        plugins=plugins,
+        command=sys.argv,
+    )
+    where = args.scheduler or f"a local cluster of {args.workers} workers"
+    print(f"on {where}, {executor.threads_per_run} thread(s) per run", flush=True)
+    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=None)
+    finished = 0
+
+    def done(job: Any, outcome: RunOutcome) -> None:
+        nonlocal finished
+        finished += 1
+        tqdm.write(f"[{finished}/{len(jobs)}] {job.spec.label()}: {_summary(outcome)}")
+
+    def progress(n_done: int, running: int, left: int) -> None:
+        bar.n = n_done
+        bar.set_postfix_str(f"running={running} left={left}", refresh=True)
+
+    try:
+        executor.run(jobs, on_done=done, on_progress=progress)
+    finally:
+        bar.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -177,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--seeds", nargs="+", type=_seed, help="run only these seeds")
     suite.add_argument("--tasks", nargs="+", help="run only these tasks")
     suite.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    suite.add_argument(
+        "--executor", choices=["local", "dask"], default="local", help="local: in-process, one run after another"
+    )
+    suite.add_argument("--workers", type=_positive_int, help="dask: worker processes of a local cluster")
+    suite.add_argument("--scheduler", help="dask: address of an existing scheduler (e.g. tcp://host:8786)")
+    suite.add_argument("--threads-per-run", type=_positive_int, help="dask: torch threads per run")
     _common(suite)
 
     report = sub.add_parser("report", help="one CSV row per run in a results folder")
