@@ -36,10 +36,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         common = ["suite", args.suite, "--device", args.device]
         local = timed([*common, "--out", str(Path(tmp) / "local")])
-        dask = timed(
-            [*common, "--out", str(Path(tmp) / "dask"), "--executor", "dask", "--workers", str(args.workers)]
-            + ["--threads-per-run", "1"]
-        )
+        scale_out = ["--executor", "dask", "--workers", str(args.workers), "--threads-per-run", "1"]
+        dask = timed([*common, "--out", str(Path(tmp) / "dask"), *scale_out])
     print(
         f"suite {args.suite}: local executor {local:.1f} s, dask with {args.workers} single-thread workers {dask:.1f} s"
     )

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
 from .registry import load_plugin
@@ -158,12 +160,19 @@ class DaskExecutor:
         """
         cluster = None
         if self.scheduler is None:
-            cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,  # one task slot: one run at a time per worker
-                processes=True,
-                dashboard_address=None,
-            )
+            # Single-thread runs on Linux: fork the workers from this process, so they inherit torch and
+            # the plug-ins already imported here instead of importing them again (~1.8 s per worker on
+            # the dev machine). Multi-thread runs are spawned: a child forked after the parent used an
+            # OpenMP thread pool can hang in its first parallel region (libgomp is not fork-safe).
+            fork = sys.platform.startswith("linux") and self.threads_per_run == 1
+            method = "fork" if fork else "spawn"
+            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,  # one task slot: one run at a time per worker
+                    processes=True,
+                    dashboard_address=None,
+                )
             client = Client(cluster)
         else:
             client = Client(self.scheduler)
