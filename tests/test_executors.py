@@ -128,7 +128,7 @@ def test_a_worker_killed_mid_run_leaves_every_run_complete_exactly_once(tmp_path
     assert len(finals) == len(jobs)  # every run complete, none duplicated
     assert list(killed_dir.glob(f"{LOG_NAME}.incomplete-*")) or list(killed_dir.glob(f"{LOG_NAME}.corrupt-*"))
     for final in finals:
-        meta, trials, _ = load_log(final.parent)
+        _, trials, _ = load_log(final.parent)
         assert load_final(final.parent).n_trials == len(trials)
 
     # A second invocation (a client restarted after completion) finds every run in the store.
