@@ -51,7 +51,8 @@ def benchmark(session: nox.Session) -> None:
     """Run a suite (default: ``smoke``), then write its per-run CSV to ``results/<suite>/runs.csv``.
 
     ``nox -s benchmark -- --suite digits_cpu --seeds 0 1 --methods random grid --dry-run``: ``--suite``
-    picks the suite (a built-in name or a TOML file); everything else goes to ``hpobench suite``.
+    picks the suite (a built-in name or a TOML file); everything else goes to ``hpobench suite``, e.g.
+    ``-- --executor dask --workers 4`` to spread the runs over a local Dask cluster (docs/scale-out.md).
     Complete runs are skipped, so re-running only regenerates the report.
     """
     args = list(session.posargs)
