@@ -7,9 +7,11 @@ A task serves two kinds of method through one contract:
 * **gray-box** methods (STN) run their own loop from the same parts: :meth:`Task.train_batches`,
   :meth:`Task.eval_batches`, :meth:`Task.build_model`, :meth:`Task.make_optimizer`,
   :meth:`Task.training_loss` (regularisers and augmentation applied) and :meth:`Task.evaluate`
-  (clean), under the same clock. A task that supports best-response methods also implements
-  :meth:`Task.build_hyper_model` (the same architecture built from hyper-layers) and
-  :meth:`Task.regularised_loss` (one value per example for every hyperparameter).
+  (clean), under the same clock. A task that supports best-response methods implements
+  :meth:`Task.build_network` (its architecture from a layer factory: plain layers for
+  :meth:`Task.build_model`, hyper-layers for :meth:`Task.build_hyper_model`) and
+  :meth:`Task.regularised_loss` (one value per example for every hyperparameter; the default
+  :meth:`Task.training_loss` broadcasts a config to it).
 
 Validation and test evaluation are always clean: ``model.eval()`` (no dropout) and no augmentation,
 for every method. :meth:`Task.evaluate` is the only code path that computes them.
@@ -33,6 +35,7 @@ import torch
 from torch import nn
 
 from .clock import BudgetTimer
+from .hyper import HyperLayers, Layers
 from .records import TrialStatus
 from .seeding import RunSeeds
 from .space import Config, SearchSpace
@@ -206,9 +209,13 @@ class Task(ABC):
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The preset's optimiser for ``model`` (optimisation settings are fixed by the preset)."""
 
-    @abstractmethod
     def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
-        """Scalar training loss with the config's regularisers and augmentation applied."""
+        """Scalar training loss with the config's regularisers and augmentation applied.
+
+        Default: :meth:`regularised_loss` with every row equal to ``config``. A task without a
+        per-example loss (black-box methods only) overrides this instead.
+        """
+        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
 
     @abstractmethod
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
@@ -216,17 +223,24 @@ class Task(ABC):
 
     # ----------------------------------------------------------------------------------------------
     # Gray-box: best-response models (STN). Optional: the defaults say the task has none.
-    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
-        """The best-response model: :meth:`build_model`'s architecture built with
-        :class:`hpobench_stn.hyper.HyperLayers` (``n_hparams`` columns), on :attr:`device`.
+    def build_network(self, layers: Layers, generator: torch.Generator) -> nn.Module:
+        """The task's architecture with every weighted layer from ``layers``, on :attr:`device`.
 
-        Contract: the elementary weights are drawn from ``generator`` exactly as :meth:`build_model`
-        draws them (same draws, same order), so the STN model starts from the baseline's weights; the
-        hyper path is left to the method (:func:`hpobench_stn.hyper.init_hyper_path`). The model is
-        evaluated by :meth:`eval_sums` like the baseline, answering for the hyperparameters in its
+        Implement it to support best-response methods, and define :meth:`build_model` as
+        ``self.build_network(Layers(), generator)``. Contract: the elementary weights are drawn from
+        ``generator`` the same way whatever the factory (same draws, same order), so the STN model
+        starts from the baseline's weights; the hyper path is left to the method
+        (:func:`hpobench_stn.hyper.init_hyper_path`).
+        """
+        raise TaskError(f"task {self.name!r} has no best-response model (build_network is not implemented)")
+
+    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
+        """The best-response model: :meth:`build_network` with :class:`~hpobench_stn.hyper.HyperLayers`.
+
+        It is evaluated by :meth:`eval_sums` like the baseline, answering for the hyperparameters in its
         :class:`~hpobench_stn.hyper.HyperInput`.
         """
-        raise TaskError(f"task {self.name!r} has no best-response model (build_hyper_model is not implemented)")
+        return self.build_network(HyperLayers(n_hparams), generator)
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Scalar training loss with one value per example for every hyperparameter of the space.
@@ -234,7 +248,10 @@ class Task(ABC):
         ``values[name]`` is ``(N,)`` with ``N = examples_in(batch)`` (Ints hold integral values). With
         every row equal this is :meth:`training_loss`; a best-response method passes perturbed rows.
         """
-        raise TaskError(f"task {self.name!r} has no per-example training loss (regularised_loss is not implemented)")
+        raise TaskError(
+            f"task {self.name!r} has no per-example training loss: implement regularised_loss "
+            "(or override training_loss for fixed configs only)"
+        )
 
     def examples_in(self, batch: Batch) -> int:
         """Examples (rows of the per-example hyperparameters) in a training batch: ``batch[0].shape[0]``."""

@@ -94,7 +94,7 @@ from hpobench_stn import (
 )
 from hpobench_stn.augment import color_jitter, cutout
 from hpobench_stn.datasets.cifar10 import load_cifar10, paper_split
-from hpobench_stn.hyper import HyperLayers, Layers
+from hpobench_stn.hyper import Layers
 from hpobench_stn.regularizers import channel_dropout, element_dropout, scale_noise
 from hpobench_stn.task import sequential_batches, shuffled_batches
 
@@ -292,12 +292,9 @@ class CifarAlexNet(Task):
     # ----------------------------------------------------------------------------------------------
     # Model and objective
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
-        return self._build(Layers(), generator)
+        return self.build_network(Layers(), generator)
 
-    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
-        return self._build(HyperLayers(n_hparams), generator)
-
-    def _build(self, layers: Layers, generator: torch.Generator) -> nn.Module:
+    def build_network(self, layers: Layers, generator: torch.Generator) -> nn.Module:
         model = AlexNet(self.preset.filters, self.preset.fc_hidden, layers=layers)
         model.reset_parameters(generator, he=self.preset.he_init)
         return model.to(self.device)
@@ -338,9 +335,6 @@ class CifarAlexNet(Task):
         x = self.normalise(x)
         x = scale_noise(x, hp["input_scale"], training)
         return element_dropout(x, hp["dropout_in"], training)
-
-    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
-        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         images, labels = batch

@@ -48,7 +48,7 @@ from hpobench_stn import (
     Task,
     register_task,
 )
-from hpobench_stn.hyper import HyperLayers, Layers, weight_sq_norm
+from hpobench_stn.hyper import Layers, weight_sq_norm
 from hpobench_stn.regularizers import checks_values, element_dropout
 from hpobench_stn.task import shuffled_batches
 
@@ -163,10 +163,7 @@ class DigitsTask(Task):
         yield x, y
 
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
-        return self._build(Layers(), generator)
-
-    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
-        return self._build(HyperLayers(n_hparams), generator)
+        return self.build_network(Layers(), generator)
 
     def best_response_defaults(self) -> Mapping[str, Any]:
         # Ours (the paper has no digits task): one warm-up epoch, the paper's 2:1 alternation.
@@ -176,7 +173,7 @@ class DigitsTask(Task):
         # Hyper-steps on validation batches of the training size (the whole split would cost 37 steps' work).
         return shuffled_batches(self.val_xy, self.preset.batch_size, generator)
 
-    def _build(self, layers: Layers, generator: torch.Generator) -> nn.Module:
+    def build_network(self, layers: Layers, generator: torch.Generator) -> nn.Module:
         model = DigitsMLP(self.preset.hidden, layers)
         with torch.no_grad():
             for layer in (model.fc1, model.fc2, model.out):
@@ -188,9 +185,6 @@ class DigitsTask(Task):
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=self.preset.lr, momentum=self.preset.momentum)
-
-    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
-        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x, y = batch

@@ -13,7 +13,7 @@ DropConnect draws one mask per batch (all rates equal in fixed-config training) 
 the masked ``W_hh`` (``torch._VF.lstm``, the call ``nn.LSTM.forward`` makes). Per-example DropConnect
 rates would need one ``W_hh`` per example, which the kernels cannot take: the model raises
 :class:`~hpobench_stn.TaskError`, and STN perturbs ``wdrop`` once per batch (``batch_level_hparams``).
-The STN model (``build_hyper_model``) is the same architecture built from ``HyperEmbedding`` and
+The STN model (``build_network`` with hyper-layers) is the same architecture built from ``HyperEmbedding`` and
 ``HyperLSTM`` layers (:mod:`hpobench_stn.hyper`); DropConnect masks its ``W_hh`` and ``U_hh`` alike.
 
 Training: truncated BPTT as in the STN baseline (``lstm/train_basic.py``): the training tokens are cut
@@ -100,7 +100,7 @@ from hpobench_stn import (
 )
 from hpobench_stn.datasets import resolve_data_root
 from hpobench_stn.datasets.ptb import PTBCorpus, load_ptb
-from hpobench_stn.hyper import HyperLayers, HyperLSTM, Layers, is_hyper_path
+from hpobench_stn.hyper import HyperLSTM, Layers, is_hyper_path
 from hpobench_stn.regularizers import (
     activation_regularization,
     drop_connect,
@@ -382,14 +382,11 @@ class PTBTask(Task):
     # ----------------------------------------------------------------------------------------------
     # Model and objective
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
-        return self._build(Layers(), generator)
+        return self.build_network(Layers(), generator)
 
-    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
-        return self._build(HyperLayers(n_hparams), generator)
-
-    def _build(self, factory: Layers, generator: torch.Generator) -> nn.Module:
+    def build_network(self, layers: Layers, generator: torch.Generator) -> nn.Module:
         p = self.preset
-        model = TiedLSTM(self.vocab_size, p.size, p.layers, device="meta", factory=factory)
+        model = TiedLSTM(self.vocab_size, p.size, p.layers, device="meta", factory=layers)
         model = model.to_empty(device=self.device)
         model.reset_parameters(generator)
         return model
@@ -407,9 +404,6 @@ class PTBTask(Task):
     def rates(self, config: Config, n: int, like: torch.Tensor) -> Rates:
         """A config's rates broadcast to ``(n,)`` (a gray-box method passes its own per-example rates)."""
         return Rates(*(per_example(float(config[k]), n, like) for k in DROPOUTS))
-
-    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
-        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         inputs, targets, position = batch

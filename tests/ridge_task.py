@@ -21,7 +21,7 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 
 from hpobench_stn import Batch, Config, Float, Preset, RunSeeds, SearchSpace, Split, Task
-from hpobench_stn.hyper import HyperLayers, Layers, weight_sq_norm
+from hpobench_stn.hyper import Layers, weight_sq_norm
 
 LOW, HIGH = 1e-3, 1e3
 
@@ -81,12 +81,9 @@ class RidgeTask(Task):
         yield self.val_xy  # no test set of its own: "test" is the validation set
 
     def build_model(self, config: Config, generator: torch.Generator) -> nn.Module:
-        return self._build(Layers(), generator)
+        return self.build_network(Layers(), generator)
 
-    def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
-        return self._build(HyperLayers(n_hparams), generator)
-
-    def _build(self, layers: Layers, generator: torch.Generator) -> nn.Module:
+    def build_network(self, layers: Layers, generator: torch.Generator) -> nn.Module:
         model = layers.linear(self.preset.d, 1, bias=False)
         with torch.no_grad():
             model.weight.copy_(torch.zeros(model.weight.shape).normal_(0, 0.1, generator=generator))
@@ -97,9 +94,6 @@ class RidgeTask(Task):
 
     def best_response_defaults(self) -> Mapping[str, Any]:
         return {"warmup_epochs": 500, "hyper_lr": 0.003}
-
-    def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
-        return self.regularised_loss(model, batch, self.per_example_values(config, batch))
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x, y = batch

@@ -206,12 +206,19 @@ def test_bad_options_raise_clear_errors(options: dict[str, Any], match: str, tmp
         _run(0, tmp_path, options)
 
 
+class BlackBoxOnly(DigitsTask):
+    """digits_mlp with the Task defaults for the best-response parts: a task that has none."""
+
+    build_network = Task.build_network
+    regularised_loss = Task.regularised_loss
+
+
 def test_a_task_without_a_hyper_model_says_so() -> None:
-    task = DigitsTask("smoke")
+    task = BlackBoxOnly("smoke")
     with pytest.raises(TaskError, match="has no best-response model"):
-        Task.build_hyper_model(task, 2, torch.Generator())
+        task.build_hyper_model(2, torch.Generator())
     with pytest.raises(TaskError, match="has no per-example training loss"):
-        Task.regularised_loss(task, nn.Linear(1, 1), (torch.zeros(1),), {})
+        task.training_loss(nn.Linear(1, 1), (torch.zeros(1),), task.space.default())
 
 
 # ------------------------------------------------------------------------------------------------------
