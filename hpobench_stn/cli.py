@@ -149,7 +149,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 def _run_on_dask(runs: list[RunSpec], args: argparse.Namespace) -> None:
     """The suite's runs on a Dask cluster, with a bar over runs (done / running / left)."""
-    from .executors import DaskExecutor, jobs_for
+    from .executors import DaskExecutor, RunJob, jobs_for
 
     if args.scheduler is None and args.workers is None:
         raise ValueError("--executor dask needs --workers N (a local cluster) or --scheduler ADDRESS")
@@ -168,7 +168,7 @@ def _run_on_dask(runs: list[RunSpec], args: argparse.Namespace) -> None:
     bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=None)
     finished = 0
 
-    def done(job: Any, outcome: RunOutcome) -> None:
+    def done(job: RunJob, outcome: RunOutcome) -> None:
         nonlocal finished
         finished += 1
         tqdm.write(f"[{finished}/{len(jobs)}] {job.spec.label()}: {_summary(outcome)}")

@@ -146,9 +146,8 @@ class HParams(nn.Module):
         rho0 = sigma0 + math.log(-math.expm1(-sigma0))  # softplus⁻¹(σ₀)
         self.rho = nn.Parameter(torch.full((len(names),), rho0, **kw))  # type: ignore[arg-type]
         self._dists = dists
-        self._int_bounds = [(d.low, d.high) if isinstance(d, Int) else None for d in dists]
         self._batch_names = [n for n in self.names if n in per_batch]
-        self._has_int = any(b is not None for b in self._int_bounds)
+        self._has_int = any(isinstance(d, Int) for d in dists)
         self.register_buffer("int_low", torch.tensor([float(d.low) for d in dists], **kw))  # type: ignore[arg-type]
         self.register_buffer("int_high", torch.tensor([float(d.high) for d in dists], **kw))  # type: ignore[arg-type]
 

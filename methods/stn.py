@@ -33,7 +33,7 @@ size): the best-response cannot see them. Untuned hyperparameters stay at their 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -104,7 +104,7 @@ class STNOptions:
             raise ValueError(f"margin must lie in (0, 0.5), got {self.margin!r}")
 
 
-def _cycle(make: Any) -> Iterator[Batch]:
+def _cycle(make: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:
     """Batches of ``make()``, restarted whenever a pass ends (hyper-steps run through validation repeatedly)."""
     while True:
         empty = True
@@ -215,7 +215,6 @@ class _Loop:
         while opts.max_epochs is None or self.epochs < opts.max_epochs:
             tuning = self.epochs >= (opts.warmup_epochs or 0)  # λ moves only after the warm-up
             with timer.phase("train"):
-                self.model.train()
                 batches = self.task.train_batches(order)
             for batch in batches:
                 if not self.weight_step(batch):
@@ -290,7 +289,6 @@ class _Loop:
                 p.grad = g
             self.hyper_opt.step()
             self.hparams.clamp_()
-            self.model.train()
         return True
 
     def validate(self) -> bool:
