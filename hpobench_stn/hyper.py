@@ -599,7 +599,7 @@ def weight_sq_norm(layer: nn.Module, h: torch.Tensor | None = None) -> torch.Ten
 
     Returns: a scalar for a plain layer, ``(N,)`` for a :class:`HyperLinear` or :class:`HyperConv2d`.
     """
-    weight = layer.weight
+    weight = getattr(layer, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"weight_sq_norm: {type(layer).__name__} has no weight tensor")
     if not isinstance(layer, (HyperLinear, HyperConv2d)):

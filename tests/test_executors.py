@@ -14,7 +14,7 @@ from conftest import CliRunner
 from distributed import Client, LocalCluster
 
 from hpobench_stn import Budget
-from hpobench_stn.executors import DaskExecutor, PinWorker, RunJob, jobs_for
+from hpobench_stn.executors import DaskExecutor, ExecutorError, PinWorker, RunJob, jobs_for
 from hpobench_stn.records import FINAL_NAME, LOG_NAME, TrialStatus, load_final, load_log
 from hpobench_stn.runner import RunSpec
 
@@ -161,3 +161,23 @@ def test_run_job_keys_are_unique_per_run_and_folder(tmp_path: Path) -> None:
     spec = RunSpec("digits_mlp", "random", "smoke", 0, Budget(1.0))
     assert RunJob(spec, tmp_path / "a").key != RunJob(spec, tmp_path / "b").key
     assert RunJob(spec, tmp_path / "a").key == RunJob(spec, tmp_path / "a").key
+
+
+def test_bad_cluster_settings_are_refused(run_cli: CliRunner, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a local Dask cluster needs workers >= 1, got 0"):
+        DaskExecutor(workers=0)
+    result = run_cli("suite", "smoke", "--executor", "dask", "--workers", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "expected an integer >= 1, got '0'" in result.stderr
+
+
+def test_runs_that_raise_are_reported_together_after_the_others(tmp_path: Path) -> None:
+    """A run that fails on its worker does not stop the others; the client names it in one ExecutorError."""
+    good = RunSpec("digits_mlp", "random", "smoke", 0, Budget(1.0))
+    bad = RunSpec("digits_mlp", "random", "nope", 0, Budget(1.0))  # an unknown preset fails on the worker
+    jobs = jobs_for([bad, good], tmp_path, data_dir=None, device="cpu", plugins=[], command=["test"])
+    with pytest.raises(
+        ExecutorError, match=r"1 run\(s\) failed:\n  digits_mlp/nope/random/seed0: TaskError: unknown preset"
+    ):
+        DaskExecutor(workers=1, threads_per_run=1).run(jobs)
+    assert (tmp_path / "digits_mlp" / "smoke" / "random" / "seed0" / FINAL_NAME).exists()

@@ -600,3 +600,12 @@ def test_weight_sq_norm_reads_the_shared_hyper_input() -> None:
     torch.testing.assert_close(weight_sq_norm(layer), weight_sq_norm(layer, h))
     with pytest.raises(ValueError, match="no hypernetwork input"):
         weight_sq_norm(HyperLinear(5, 3, n_hparams=K))
+
+
+def test_embedding_refuses_a_scalar_token_and_weight_sq_norm_a_layer_without_weights() -> None:
+    """HyperEmbedding needs tokens with an example axis; weight_sq_norm needs a weight tensor."""
+    emb = HyperEmbedding(10, 4, n_hparams=K)
+    with pytest.raises(ValueError, match=re.escape("HyperEmbedding: expected tokens of shape (*, N), got ()")):
+        emb(torch.tensor(3), torch.rand(1, K))
+    with pytest.raises(TypeError, match="weight_sq_norm: ReLU has no weight tensor"):
+        weight_sq_norm(nn.ReLU())

@@ -20,6 +20,7 @@ import tasks.ptb_lstm  # noqa: F401  (registers the task)
 from hpobench_stn import Budget, RunSeeds, SpaceError, TaskError, get_task
 from hpobench_stn.datasets import DataError, md5sum
 from hpobench_stn.datasets import ptb as ptb_data
+from hpobench_stn.hyper import hyper_input_of
 from hpobench_stn.regularizers import drop_connect, embedding_dropout, locked_dropout
 from hpobench_stn.runner import RunSpec, execute
 from tasks.ptb_lstm import REGULARISED, PTBTask, Rates, TiedLSTM
@@ -282,3 +283,16 @@ def test_smoke_run_with_every_black_box_method(method: str, tmp_path: Path) -> N
     assert final["incumbent_config"] is not None
     assert math.isfinite(final["incumbent_test_loss"])
     assert "md5 verified" in final["meta"]["data_source"]
+
+
+def test_hyper_lstm_refuses_differing_per_example_drop_connect_rates(smoke: PTBTask) -> None:
+    """The STN model takes one DropConnect mask per batch too; differing rows name the per-batch rule."""
+    lm = smoke.build_hyper_model(len(smoke.space), torch.Generator().manual_seed(0))
+    inputs, _, _ = next(iter(smoke.train_batches(torch.Generator())))
+    n = inputs.shape[1]
+    hyper_input_of(lm).set(torch.rand(len(smoke.space)))
+    plain = smoke.rates(config(smoke), n, torch.zeros(1))
+    rows = Rates(*(r if i != 4 else torch.linspace(0.1, 0.5, n) for i, r in enumerate(plain)))
+    lm.train()
+    with pytest.raises(TaskError, match="must perturb 'wdrop' per batch"):
+        lm(inputs, rows)

@@ -199,11 +199,35 @@ def test_stn_refuses_optimisation_settings_and_tunes_the_rest(isolated_registry:
         ({"train_steps": 0}, "train_steps must be an integer >= 1"),
         ({"tau": -1.0}, "tau must be a finite number >= 0"),
         ({"hyper_lr": 0.0}, "hyper_lr must be a finite number > 0"),
+        ({"margin": 0.5}, r"margin must lie in \(0, 0.5\), got 0.5"),
+        ({"sigma_max": float("inf")}, "sigma_max must be a finite number > 0"),
     ],
 )
 def test_bad_options_raise_clear_errors(options: dict[str, Any], match: str, tmp_path: Path) -> None:
     with pytest.raises(MethodError, match=match):
         _run(0, tmp_path, options)
+
+
+class BadDefaults(DigitsTask):
+    def best_response_defaults(self) -> Mapping[str, Any]:
+        return {"warmup_epoch": 2}  # a typo: not an option
+
+
+class NoTuningBatches(DigitsTask):
+    def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        return iter(())
+
+
+def test_a_task_with_bad_defaults_or_no_tuning_batches_is_refused(isolated_registry: None, tmp_path: Path) -> None:
+    """A task's misspelled best-response default, and a task whose tuning_batches yield nothing, are named."""
+    register_task("digits_bad_defaults")(BadDefaults)
+    register_task("digits_no_tuning")(NoTuningBatches)
+    with pytest.raises(
+        MethodError, match=r"task 'digits_bad_defaults': unknown best-response defaults \['warmup_epoch'\]"
+    ):
+        _run(0, tmp_path / "a", task="digits_bad_defaults")
+    with pytest.raises(MethodError, match=r"stn: the task's tuning_batches\(\) yielded no batch"):
+        _run(0, tmp_path / "b", task="digits_no_tuning")
 
 
 class BlackBoxOnly(DigitsTask):
@@ -348,6 +372,10 @@ def test_schedule_replay_runs_one_plain_trial_of_the_same_task(runs: tuple[RunOu
     task = DigitsTask("cpu")
     with pytest.raises(MethodError, match="is a run of digits_mlp/smoke, not digits_mlp/cpu"):
         get_method("schedule_replay")(options).load(task)  # type: ignore[attr-defined]
+    with pytest.raises(MethodError, match="schedule must name the folder of an STN run"):
+        get_method("schedule_replay")({})
+    with pytest.raises(MethodError, match=f"schedule_replay: cannot read a schedule from {tmp_path / 'nowhere'}"):
+        get_method("schedule_replay")({"schedule": str(tmp_path / "nowhere")}).load(task)  # type: ignore[attr-defined]
 
 
 def test_fit_with_a_schedule_uses_its_config_at_every_step(runs: tuple[RunOutcome, ...]) -> None:
