@@ -68,6 +68,7 @@ class STNOptions:
     tau: float = 1e-3  # entropy weight
     sigma0: float = 0.5  # initial perturbation scale (unconstrained space)
     sigma_max: float = 2.0  # upper bound of σ (ours, not the paper's: see HParams.clamp_)
+    tune_sigma: bool = True  # False keeps σ at sigma0 (a fixed perturbation scale; only λ moves)
     perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
     gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
     tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
@@ -98,6 +99,8 @@ class STNOptions:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.tune_sigma, bool):
+            raise ValueError(f"tune_sigma must be true or false, got {self.tune_sigma!r}")
         if self.perturb not in ("example", "batch"):
             raise ValueError(f"perturb must be 'example' or 'batch', got {self.perturb!r}")
         if not 0 < self.margin < 0.5:
@@ -177,7 +180,9 @@ class STN(Method):
                     device=task.device,
                 )
                 weight_opt = task.make_optimizer(model)
-                hyper_opt = torch.optim.Adam(hparams.parameters(), lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
+                # With tune_sigma off, σ is not handed to the optimiser: it stays at sigma0 (up to an Int's floor).
+                tuned_params = list(hparams.parameters()) if opts.tune_sigma else [hparams.unconstrained]
+                hyper_opt = torch.optim.Adam(tuned_params, lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
             _Loop(
                 task, ctx, opts, model, hyper_input_of(model), hparams, fixed, weight_opt, hyper_opt, method_rng
             ).run()
@@ -283,7 +288,7 @@ class _Loop:
                 self.stop(TrialStatus.FAILED, f"non-finite validation loss {loss.item()} in a hyper-step")
                 return False
             # Gradients for λ and σ only: the weights' gradients are not needed (and not accumulated).
-            params = list(self.hparams.parameters())
+            params = [p for group in self.hyper_opt.param_groups for p in group["params"]]
             grads = torch.autograd.grad(loss, params)
             for p, g in zip(params, grads, strict=True):
                 p.grad = g

@@ -169,6 +169,16 @@ def test_max_epochs_ends_the_run_early(tmp_path: Path) -> None:
     assert outcome.final.elapsed_s < BUDGET_S
 
 
+def test_tune_sigma_false_keeps_sigma_and_moves_lambda(tmp_path: Path) -> None:
+    """The sensitivity suite's fixed-σ arm: σ stays at sigma0 for every float hyperparameter, λ still moves."""
+    tune = ["dropout_in", "dropout_h1"]
+    outcome = _run(0, tmp_path, {**DIGITS_OPTIONS, "tune": tune, "sigma0": 0.1, "tune_sigma": False})
+    _, _, schedule = load_log(outcome.run_dir)
+    sigmas = {s.values[f"sigma/{n}"] for s in schedule for n in tune}
+    assert all(abs(v - 0.1) < 1e-6 for v in sigmas)
+    assert any(schedule[-1].values[n] != schedule[0].values[n] for n in tune)
+
+
 # ------------------------------------------------------------------------------------------------------
 # What STN refuses
 
@@ -201,6 +211,7 @@ def test_stn_refuses_optimisation_settings_and_tunes_the_rest(isolated_registry:
         ({"hyper_lr": 0.0}, "hyper_lr must be a finite number > 0"),
         ({"margin": 0.5}, r"margin must lie in \(0, 0.5\), got 0.5"),
         ({"sigma_max": float("inf")}, "sigma_max must be a finite number > 0"),
+        ({"tune_sigma": "no"}, "tune_sigma must be true or false, got 'no'"),
     ],
 )
 def test_bad_options_raise_clear_errors(options: dict[str, Any], match: str, tmp_path: Path) -> None:
