@@ -18,7 +18,6 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
-DEFAULT_SUITE = "smoke"  # offline default until the paper's tasks (PTB, CIFAR-10) land
 
 
 def _data_env() -> dict[str, str]:
@@ -48,22 +47,30 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
-    """Run a suite (default: ``smoke``), then write its per-run CSV to ``results/<suite>/runs.csv``.
+    """Run a suite, then write its tables to ``results/<suite>/`` and its figures to ``plots/<suite>/``.
 
-    ``nox -s benchmark -- --suite digits_cpu --seeds 0 1 --methods random grid --dry-run``: ``--suite``
-    picks the suite (a built-in name or a TOML file); everything else goes to ``hpobench suite``, e.g.
+    The default suite suits the hardware: ``paper`` when CUDA is available, else ``cpu``. Examples:
+    ``nox -s benchmark -- --suite smoke --seeds 0 1 --methods stn random --dry-run``: ``--suite`` picks
+    the suite (a built-in name or a TOML file); everything else goes to ``hpobench suite``, e.g.
     ``-- --executor dask --workers 4`` to spread the runs over a local Dask cluster (docs/scale-out.md).
-    Complete runs are skipped, so re-running only regenerates the report.
+    Complete runs are skipped, so re-running only regenerates the report (seconds).
     """
     args = list(session.posargs)
-    suite = DEFAULT_SUITE
+    session.install("-e", ".")
+    suite = None
     if "--suite" in args:
         i = args.index("--suite")
+        if i + 1 >= len(args):
+            session.error("--suite needs a suite name or a TOML file")
         suite = args[i + 1]
         del args[i : i + 2]
-    session.install("-e", ".")
+    if suite is None:
+        probe = "import torch; print('paper' if torch.cuda.is_available() else 'cpu')"
+        output = session.run("python", "-c", probe, silent=True)
+        suite = str(output).strip().splitlines()[-1] if output else "cpu"
+        session.log(f"suite {suite} (CUDA {'found' if suite == 'paper' else 'not found'}; choose with --suite NAME)")
     name = Path(suite).stem
     out = ROOT / "results" / name
     session.run("hpobench", "suite", suite, "--out", str(out), *args, env=_data_env())
     if "--dry-run" not in args:
-        session.run("hpobench", "report", str(out), "--csv", str(out / "runs.csv"))
+        session.run("hpobench", "report", str(out), "--plots", str(ROOT / "plots" / name), env=_data_env())

@@ -137,7 +137,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         return 0
     start = time.perf_counter()
     if args.executor == "dask":
-        _run_on_dask(runs, args)
+        _run_on_dask(suite.waves(), args)
     else:
         for i, spec in enumerate(runs, start=1):
             label = f"[{i}/{len(runs)}] {spec.label()}"
@@ -147,47 +147,62 @@ def cmd_suite(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_on_dask(runs: list[RunSpec], args: argparse.Namespace) -> None:
-    """The suite's runs on a Dask cluster, with a bar over runs (done / running / left)."""
+def _run_on_dask(waves: list[list[RunSpec]], args: argparse.Namespace) -> None:
+    """The suite's runs on a Dask cluster, wave after wave, with a bar over runs (done / running / left)."""
     from .executors import DaskExecutor, RunJob, jobs_for
 
     if args.scheduler is None and args.workers is None:
         raise ValueError("--executor dask needs --workers N (a local cluster) or --scheduler ADDRESS")
     executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler, threads_per_run=args.threads_per_run)
     plugins = [str(Path(p).resolve()) for p in args.plugin]
-    jobs = jobs_for(
-        runs,
-        Path(args.out).resolve(),
-        data_dir=_data_dir(args.data_dir),
-        device=args.device,
-        plugins=plugins,
-        command=sys.argv,
-    )
+    total = sum(len(wave) for wave in waves)
     where = args.scheduler or f"a local cluster of {args.workers} workers"
     print(f"on {where}, {executor.threads_per_run} thread(s) per run", flush=True)
-    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=None)
-    finished = 0
+    bar = tqdm(total=total, desc="runs", unit="run", disable=None)
+    finished = offset = later = 0
 
     def done(job: RunJob, outcome: RunOutcome) -> None:
         nonlocal finished
         finished += 1
-        tqdm.write(f"[{finished}/{len(jobs)}] {job.spec.label()}: {_summary(outcome)}")
+        tqdm.write(f"[{finished}/{total}] {job.spec.label()}: {_summary(outcome)}")
 
     def progress(n_done: int, running: int, left: int) -> None:
-        bar.n = n_done
-        bar.set_postfix_str(f"running={running} left={left}", refresh=True)
+        bar.n = offset + n_done
+        bar.set_postfix_str(f"running={running} left={left + later}", refresh=True)
 
     try:
-        executor.run(jobs, on_done=done, on_progress=progress)
+        for wave in waves:  # a later wave reads the runs of an earlier one (schedule replays)
+            jobs = jobs_for(
+                wave,
+                Path(args.out).resolve(),
+                data_dir=_data_dir(args.data_dir),
+                device=args.device,
+                plugins=plugins,
+                command=sys.argv,
+            )
+            later = total - offset - len(wave)  # runs of the waves still to come
+            executor.run(jobs, on_done=done, on_progress=progress)
+            offset += len(wave)
     finally:
         bar.close()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     csv_path = Path(args.csv) if args.csv else Path(args.dir) / "runs.csv"
-    table = write_csv(Path(args.dir), csv_path)
-    print(table.to_string(index=False))
-    print(f"wrote {csv_path}")
+    if args.csv_only:
+        table = write_csv(Path(args.dir), csv_path)
+        print(table.to_string(index=False))
+        print(f"wrote {csv_path}")
+        return 0
+    from .publish import make_report  # matplotlib and scipy load only when a report is made
+
+    times = {"linear": ("linear",), "log": ("log",), "both": ("linear", "log")}[args.time_scale]
+    report = make_report(Path(args.dir), Path(args.plots) if args.plots else None, times=times, csv_path=csv_path)
+    print(report.markdown)
+    if report.incomplete:
+        print(f"note: {report.incomplete} incomplete run(s) left out; re-run the suite to finish them")
+    folders = sorted({str(p.parent) for p in report.paths})
+    print(f"wrote {len(report.paths)} files into {', '.join(folders)}")
     return 0
 
 
@@ -234,9 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--threads-per-run", type=_positive_int, help="dask: torch threads per run")
     _common(suite)
 
-    report = sub.add_parser("report", help="one CSV row per run in a results folder")
+    report = sub.add_parser("report", help="tables (Markdown, CSV, LaTeX) and figures of a results folder")
     report.add_argument("dir")
-    report.add_argument("--csv", help="output CSV (default: DIR/runs.csv)")
+    report.add_argument("--csv", help="the per-run CSV (default: DIR/runs.csv)")
+    report.add_argument("--csv-only", action="store_true", help="write only the per-run CSV")
+    report.add_argument(
+        "--plots", help="figures folder (default: plots/<suite> beside results/<suite>, else DIR/plots)"
+    )
+    report.add_argument(
+        "--time-scale", choices=["linear", "log", "both"], default="both", help="time axis of the best-loss figure"
+    )
     return parser
 
 

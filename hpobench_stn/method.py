@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .clock import PAUSED, BudgetTimer
@@ -78,6 +79,10 @@ class RunContext:
         task: the task being tuned (data already loaded).
         timer: charges time to phases; ``timer.expired()`` says when to stop.
         seeds: the run's seeds (use ``seeds.method`` for the method's own randomness).
+        space: the hyperparameters open to the method: the task's whole space, or the part a suite's
+            ``tune`` names. The others stay at their defaults (:attr:`fixed`), filled in by
+            :meth:`check_proposal`.
+        fixed: the defaults of the hyperparameters outside :attr:`space`.
 
     The records themselves (which carry test losses) are kept away from the method: it sees only
     :attr:`n_trials` and :attr:`best_val_loss`.
@@ -91,8 +96,13 @@ class RunContext:
         log: RunLog,
         method_name: str,
         on_trial: Callable[[TrialRecord], None] | None = None,
+        space: SearchSpace | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self.task = task
+        self.run_dir = run_dir  # where this run's records go (read-only for methods; None outside a runner)
+        self.space = task.space if space is None else space
+        self.fixed: Config = {k: v for k, v in task.space.default().items() if k not in self.space}
         self.timer = timer
         self.seeds = seeds
         self.method_name = method_name
@@ -115,9 +125,19 @@ class RunContext:
         return list(self._trials), self._incumbent
 
     def check_proposal(self, proposal: Mapping[str, Any]) -> Config:
-        """Validate a proposed config against the task's space; raise :class:`ProposalError`."""
+        """The task's full config for a proposal over :attr:`space`; raise :class:`ProposalError`.
+
+        The hyperparameters outside :attr:`space` are filled in from :attr:`fixed`; a proposal may name
+        them (a gray-box method passes whole configs) only with exactly those values.
+        """
+        moved = {k: v for k, v in proposal.items() if k in self.fixed and v != self.fixed[k]}
+        if moved:
+            raise ProposalError(
+                f"method {self.method_name!r} proposed {moved}, but only {list(self.space)} are tuned in this "
+                f"run; the others stay at {self.fixed}"
+            )
         try:
-            return self.task.space.validate(proposal)
+            return self.task.space.validate({**self.fixed, **proposal})
         except SpaceError as exc:
             raise ProposalError(f"method {self.method_name!r} proposed an invalid config: {exc}") from exc
 
@@ -200,7 +220,7 @@ class AskTellMethod(Method):
     def run(self, task: Task, ctx: RunContext) -> None:
         timer = ctx.timer
         with timer.phase("ask"):
-            self.setup(task.space, ctx.seeds.int_for_library("method"))
+            self.setup(ctx.space, ctx.seeds.int_for_library("method"))
         while not timer.expired():
             before = timer.totals()
             with timer.phase("ask"):
@@ -212,5 +232,5 @@ class AskTellMethod(Method):
             if not timer.expired():
                 # After the deadline nothing can use what the method would learn; skip the charge.
                 with timer.phase("tell"):
-                    self.tell(config, fit.loss)
+                    self.tell({k: config[k] for k in ctx.space}, fit.loss)  # the method's own dimensions
             ctx.record(config, fit, phase_delta(before, timer.totals()))

@@ -127,6 +127,8 @@ class RunMetadata:
     command: list[str]  # sys.argv of the process that ran it
     started_at: str  # ISO 8601, UTC
     plugins: dict[str, str] = field(default_factory=dict)  # out-of-tree plug-in file → sha256 of its contents
+    arm: str | None = None  # the suite's name for this method and its options (None: the method's name)
+    tuned: list[str] | None = None  # the hyperparameters open to the method (None: the task's whole space)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "meta", **dataclasses.asdict(self)}

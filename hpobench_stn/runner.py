@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .clock import PAUSED, Budget, BudgetTimer, Clock, WallClock
-from .method import RunContext
+from .method import MethodError, RunContext
 from .provenance import describe_device, git_state, hostname, library_versions
 from .records import (
     FinalRecord,
@@ -39,8 +39,9 @@ from .records import (
     prepare_run_dir,
     write_final,
 )
-from .registry import get_method, get_task, loaded_plugins
+from .registry import RegistryError, get_method, get_task, loaded_plugins
 from .seeding import RunSeeds, check_seed
+from .space import SpaceError
 from .task import TaskError
 
 __all__ = [
@@ -72,30 +73,48 @@ class RunSpec:
     seed: int
     budget: Budget
     method_options: Mapping[str, Any] = field(default_factory=dict)
+    arm: str | None = None  # the suite's name for this method with these options (None: the method's name)
+    tune: tuple[str, ...] | None = None  # the hyperparameters open to the method (None: all of the task's)
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
 
+    @property
+    def name(self) -> str:
+        """The arm's name: the folder the run is filed under and the name reports group it by."""
+        return self.arm or self.method
+
     def run_dir(self, out: Path) -> Path:
-        return Path(out) / self.task / self.preset / self.method / f"seed{self.seed}"
+        return Path(out) / self.task / self.preset / self.name / f"seed{self.seed}"
 
     def label(self) -> str:
-        return f"{self.task}/{self.preset}/{self.method}/seed{self.seed}"
+        return f"{self.task}/{self.preset}/{self.name}/seed{self.seed}"
 
     def matches(self, meta: RunMetadata) -> bool:
         return (
             meta.task == self.task
             and meta.method == self.method
+            and (meta.arm or meta.method) == self.name
             and meta.preset == self.preset
             and meta.seed == self.seed
             and meta.budget_s == self.budget.seconds
-            and meta.method_options == _options_of(self)
+            and (None if meta.tuned is None else tuple(meta.tuned)) == self.tune
+            and _recorded_options(meta) == _options_of(self)
         )
 
 
 def _options_of(spec: RunSpec) -> dict[str, Any]:
     """The method's options as recorded (defaults filled in), for resume checks."""
     return get_method(spec.method)(spec.method_options).options_dict()
+
+
+def _recorded_options(meta: RunMetadata) -> dict[str, Any] | None:
+    """A finished run's options with today's defaults filled in (None if they no longer parse), so that
+    a new option with a default does not orphan runs recorded before it existed."""
+    try:
+        return get_method(meta.method)(meta.method_options).options_dict()
+    except (MethodError, RegistryError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,10 @@ def check_specs(specs: list[RunSpec]) -> None:
                 f"unknown preset {spec.preset!r} for task {spec.task!r}; known: {', '.join(task_cls.presets)}"
             )
         get_method(spec.method)(spec.method_options)
+        if spec.tune is not None:
+            if not spec.tune:
+                raise SpaceError(f"{spec.label()}: tune names no hyperparameter; the task's: {list(task_cls.space)}")
+            task_cls.space.subspace(list(spec.tune))  # raises naming the unknown ones
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -188,6 +211,8 @@ def execute(
                 preset=spec.preset,
                 method=spec.method,
                 method_options=method.options_dict(),
+                arm=spec.name,
+                tuned=None if spec.tune is None else list(spec.tune),
                 seed=spec.seed,
                 budget_s=spec.budget.seconds,
                 data_source=data_source,
@@ -201,7 +226,8 @@ def execute(
                 started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
             log.append(meta)
-        ctx = RunContext(task, timer, seeds, log, spec.method, on_trial)
+        space = task.space if spec.tune is None else task.space.subspace(list(spec.tune))
+        ctx = RunContext(task, timer, seeds, log, spec.method, on_trial, space, run_dir)
         method.run(task, ctx)
         with timer.paused():
             elapsed = timer.charged()  # read while paused: exactly the sum of the charged phases

@@ -15,12 +15,28 @@ Example (``hpobench_stn/suites/smoke.toml``)::
 
 Seeds are paired: every method runs with every seed, so per-seed differences between methods are
 meaningful. A suite is named by a path or by the stem of a built-in suite file.
+
+**Arms.** An entry of ``methods`` is an *arm*: a registered method, or a name of your own whose table
+says which method it runs with which options, so one suite can compare variants of a method::
+
+    methods = ["stn", "stn_1to1"]
+
+    [methods.stn_1to1]
+    method = "stn"              # the registered method; the other keys are its options
+    train_steps = 1
+
+Runs are filed and reported under the arm's name. ``schedule_replay`` arms may replay another arm's
+runs (``arm = "stn"``); they run after every other arm (:meth:`Suite.waves`).
+
+**A part of the space.** ``tune = ["dropouto"]`` in ``[suite]`` opens only those hyperparameters to
+every method; the others stay at the task's defaults (the ``schedule`` suite's one-dimensional
+problem).
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,17 +59,41 @@ class Suite:
     seeds: tuple[int, ...]
     preset: str
     budget: Budget
-    method_options: dict[str, dict[str, Any]]
+    method_options: dict[str, dict[str, Any]]  # arm → its options (without the ``method`` key)
     source: str  # the file it was read from
+    arm_methods: dict[str, str] = field(default_factory=dict)  # arm → registered method, where they differ
+    tune: tuple[str, ...] | None = None  # the hyperparameters open to every method (None: all)
+
+    def method_of(self, arm: str) -> str:
+        return self.arm_methods.get(arm, arm)
+
+    def _spec(self, task: str, arm: str, seed: int) -> RunSpec:
+        method = self.method_of(arm)
+        return RunSpec(
+            task,
+            method,
+            self.preset,
+            seed,
+            self.budget,
+            self.method_options.get(arm, {}),
+            arm=None if arm == method else arm,
+            tune=self.tune,
+        )
+
+    def waves(self) -> list[list[RunSpec]]:
+        """The runs in the order they may run: arms that replay another arm's runs come in a second wave."""
+        first: list[RunSpec] = []
+        second: list[RunSpec] = []
+        for task in self.tasks:
+            for seed in self.seeds:
+                for arm in self.methods:
+                    spec = self._spec(task, arm, seed)
+                    (second if "arm" in spec.method_options else first).append(spec)
+        return [wave for wave in (first, second) if wave]
 
     def runs(self) -> list[RunSpec]:
-        """Every task × method × seed, seeds innermost-last so that methods interleave per seed."""
-        return [
-            RunSpec(task, method, self.preset, seed, self.budget, self.method_options.get(method, {}))
-            for task in self.tasks
-            for seed in self.seeds
-            for method in self.methods
-        ]
+        """Every task × arm × seed, seeds outside arms so that methods interleave per seed; waves in order."""
+        return [spec for wave in self.waves() for spec in wave]
 
     def restricted(
         self,
@@ -72,6 +112,8 @@ class Suite:
             budget=self.budget,
             method_options=self.method_options,
             source=self.source,
+            arm_methods=self.arm_methods,
+            tune=self.tune,
         )
 
 
@@ -119,11 +161,11 @@ def load_suite(name_or_path: str | Path) -> Suite:
     table = data.get("suite")
     if not isinstance(table, dict):
         raise SuiteError(f"{path}: missing the [suite] table")
-    allowed = {"name", "tasks", "methods", "seeds", "preset", "budget_s"}
+    allowed = {"name", "tasks", "methods", "seeds", "preset", "budget_s", "tune"}
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise SuiteError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-    missing = sorted(k for k in allowed - {"name"} if k not in table)
+    missing = sorted(k for k in allowed - {"name", "tune"} if k not in table)
     if missing:
         raise SuiteError(f"{where}: missing key(s) {missing}")
     preset = table["preset"]
@@ -145,6 +187,26 @@ def load_suite(name_or_path: str | Path) -> Suite:
     extra = sorted(set(data) - {"suite", "methods"})
     if extra:
         raise SuiteError(f"{path}: unknown top-level table(s) {extra}; allowed: [suite], [methods.<name>]")
+    if len(set(methods)) != len(methods):
+        raise SuiteError(f"{where}.methods: names repeat: {list(methods)}")
+    arm_methods: dict[str, str] = {}
+    arm_options: dict[str, dict[str, Any]] = {}
+    for arm, opts in options.items():
+        opts = dict(opts)
+        if "method" in opts:
+            method = opts.pop("method")
+            if not isinstance(method, str) or not method:
+                raise SuiteError(f"{path}: [methods.{arm}].method: expected a method name, got {method!r}")
+            if method != arm:
+                arm_methods[arm] = method
+        arm_options[arm] = opts
+    for arm, opts in arm_options.items():
+        source = opts.get("arm") if arm_methods.get(arm, arm) == "schedule_replay" else None
+        if source is not None and (source not in methods or source == arm):
+            raise SuiteError(
+                f"{path}: [methods.{arm}].arm = {source!r}: expected another arm of this suite, one of {list(methods)}"
+            )
+    tune = table.get("tune")
     return Suite(
         name=str(table.get("name", path.stem)),
         tasks=_names(f"{where}.tasks", table["tasks"]),
@@ -152,6 +214,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
         seeds=_seeds(f"{where}.seeds", table["seeds"]),
         preset=preset,
         budget=budget,
-        method_options={k: dict(v) for k, v in options.items()},
+        method_options=arm_options,
         source=str(path),
+        arm_methods=arm_methods,
+        tune=None if tune is None else _names(f"{where}.tune", tune),
     )

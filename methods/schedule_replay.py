@@ -7,8 +7,9 @@ piecewise constant, Ints floored; the last values hold after the schedule ends).
 ``preset.epochs`` epochs, validated after each epoch like every black-box trial; hyperparameters the
 schedule does not name stay at their defaults.
 
-Option ``schedule``: the folder of an STN run of the same task and preset (the folder holding its
-``log.jsonl``).
+Options (exactly one): ``schedule``, the folder of an STN run of the same task and preset (the folder
+holding its ``log.jsonl``); or, in a suite, ``arm``, another arm of the suite: the run of that arm with
+the same task, preset and seed is replayed (a suite runs such arms after the others).
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ from pathlib import Path
 
 from hpobench_stn import Method, MethodError, RunContext, Task, register_method
 from hpobench_stn.method import phase_delta
-from hpobench_stn.records import RecordError, load_log
+from hpobench_stn.records import FINAL_NAME, RecordError, load_log
 from hpobench_stn.schedule import Schedule
 from hpobench_stn.space import SpaceError
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    schedule: str = ""  # folder of the STN run whose schedule is replayed (required)
+    schedule: str = ""  # folder of the STN run whose schedule is replayed
+    arm: str = ""  # or: the suite arm whose run with this task, preset and seed is replayed
 
     def __post_init__(self) -> None:
-        if not isinstance(self.schedule, str) or not self.schedule:
-            raise ValueError("schedule must name the folder of an STN run (its log.jsonl holds the schedule)")
+        if not isinstance(self.schedule, str) or not isinstance(self.arm, str) or bool(self.schedule) == bool(self.arm):
+            raise ValueError(
+                "give exactly one of schedule (the folder of an STN run: its log.jsonl holds the schedule) "
+                f"and arm (a suite arm whose run of the same seed is replayed); got schedule={self.schedule!r}, "
+                f"arm={self.arm!r}"
+            )
 
 
 @register_method("schedule_replay")
@@ -39,8 +45,22 @@ class ScheduleReplay(Method):
     Options = ReplayOptions
     options: ReplayOptions
 
-    def load(self, task: Task) -> Schedule:
-        run_dir = Path(self.options.schedule)
+    def source(self, ctx: RunContext) -> Path:
+        """The folder of the run to replay: ``schedule``, or the same seed's run of ``arm`` beside this run."""
+        if self.options.schedule:
+            return Path(self.options.schedule)
+        if ctx.run_dir is None:
+            raise MethodError("schedule_replay: option arm needs a run filed by the runner (use schedule=RUN_DIR)")
+        # <out>/<task>/<preset>/<arm>/seed<k>: the sibling arm's folder for the same seed.
+        source = ctx.run_dir.parent.parent / self.options.arm / ctx.run_dir.name
+        if not (source / FINAL_NAME).is_file():
+            raise MethodError(
+                f"schedule_replay: {source} holds no complete run of arm {self.options.arm!r}; run that arm first "
+                "(a suite does: replays run in its second wave)"
+            )
+        return source
+
+    def load(self, task: Task, run_dir: Path) -> Schedule:
         try:
             meta, _, records = load_log(run_dir)
             schedule = Schedule.from_records(records)
@@ -56,7 +76,7 @@ class ScheduleReplay(Method):
         timer = ctx.timer
         before = timer.totals()
         with timer.phase("ask"):
-            schedule = self.load(task)
+            schedule = self.load(task, self.source(ctx))
             space, fixed = task.space, task.space.default()
 
             def config_at(step: int) -> dict[str, float | int]:

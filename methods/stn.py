@@ -45,6 +45,7 @@ from hpobench_stn import (
     Method,
     MethodError,
     RunContext,
+    SearchSpace,
     Task,
     TrialStatus,
     register_method,
@@ -140,9 +141,10 @@ class STN(Method):
             hyper_lr=DEFAULT_HYPER_LR if opts.hyper_lr is None else opts.hyper_lr,
         )
 
-    def tuned_names(self, task: Task) -> list[str]:
-        """The hyperparameters to tune; raises :class:`MethodError` for unknown or optimisation settings."""
-        space = task.space
+    def tuned_names(self, task: Task, space: SearchSpace | None = None) -> list[str]:
+        """The hyperparameters to tune, within ``space`` (the run's open space; default: the task's);
+        raises :class:`MethodError` for unknown or optimisation settings."""
+        space = task.space if space is None else space
         names = list(space) if self.options.tune is None else list(self.options.tune)
         unknown = [n for n in names if n not in space]
         if unknown or not names:
@@ -158,7 +160,7 @@ class STN(Method):
 
     def run(self, task: Task, ctx: RunContext) -> None:
         opts = self.resolved(task)
-        names = self.tuned_names(task)
+        names = self.tuned_names(task, ctx.space)
         timer, seeds = ctx.timer, ctx.seeds
         fixed = task.space.default()
         init = {n: opts.init.get(n, fixed[n]) for n in names}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -95,22 +96,26 @@ def test_run_writes_a_complete_run(finished_run: Path) -> None:
 
 def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, tmp_path: Path) -> None:
     csv_path = tmp_path / "x.csv"
-    proc = run_cli("report", str(finished_run), "--csv", str(csv_path), cwd=tmp_path)
+    proc = run_cli("report", str(finished_run), "--csv", str(csv_path), "--csv-only", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {csv_path}" in proc.stdout
+    assert not (finished_run / "summary.md").exists()  # --csv-only: nothing else
     with csv_path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
     assert reader.fieldnames == [
         "task",
         "preset",
+        "arm",
         "method",
         "seed",
         "budget_s",
         "n_trials",
+        "n_complete",
         "best_val",
         "test_at_best",
         "elapsed_s",
+        "wall_s",
         "status",
     ]
     assert reader.fieldnames == COLUMNS
@@ -198,6 +203,17 @@ def test_malformed_suite_file_exits_2_naming_the_file(run_cli: CliRunner, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_report_writes_tables_and_figures(run_cli: CliRunner, finished_run: Path, tmp_path: Path) -> None:
+    plots = tmp_path / "figs"
+    proc = run_cli("report", str(finished_run), "--plots", str(plots), "--time-scale", "log", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"\| digits_mlp \(smoke\) \| random\s+\|\s+1 \|", proc.stdout), proc.stdout
+    assert {p.name for p in finished_run.glob("summary.*")} == {"summary.md", "summary.csv", "summary.tex"}
+    assert (plots / "best_val_vs_log_time.pdf").exists()
+    assert not (plots / "best_val_vs_time.pdf").exists()
+    assert (plots / "budget.png").exists()
+
+
 def test_report_of_an_empty_folder_exits_2(run_cli: CliRunner, tmp_path: Path) -> None:
     proc = run_cli("report", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2
@@ -206,7 +222,7 @@ def test_report_of_an_empty_folder_exits_2(run_cli: CliRunner, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_suite_skips_complete_runs_on_the_second_invocation(run_cli: CliRunner, tmp_path: Path) -> None:
-    """The built-in smoke suite (10 s per run) restricted to one run; the rerun trains nothing."""
+    """The built-in smoke suite (8 s per run) restricted to one run; the rerun trains nothing."""
     out = tmp_path / "results"
     args = ("suite", "smoke", "--out", str(out), "--methods", "random", "--seeds", "0", "--device", "cpu")
     first = run_cli(*args, cwd=tmp_path)
@@ -225,7 +241,7 @@ def test_suite_skips_complete_runs_on_the_second_invocation(run_cli: CliRunner, 
 def test_suite_dry_run_lists_runs_without_running(run_cli: CliRunner, tmp_path: Path) -> None:
     proc = run_cli("suite", "smoke", "--out", str(tmp_path / "out"), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "digits_mlp/smoke/grid/seed0 budget=10s options={'points': 3}" in proc.stdout
+    assert "digits_mlp/smoke/grid/seed0 budget=8s options={'points': 3}" in proc.stdout
     assert not (tmp_path / "out").exists()
 
 

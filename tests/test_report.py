@@ -52,3 +52,42 @@ def test_collect_refuses_a_missing_or_empty_folder(tmp_path: Path) -> None:
         collect(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match=r"no runs under"):
         collect(tmp_path)
+
+
+def test_load_runs_reads_complete_runs_into_long_tables(tmp_path: Path) -> None:
+    from hpobench_stn.records import load_final, load_log
+    from hpobench_stn.report import load_runs
+
+    _run(tmp_path, "random", 0)
+    execute(
+        RunSpec("digits_mlp", "stn", "smoke", 1, Budget(1.0), {"schedule_every": 2}, arm="stn_a"),
+        tmp_path,
+        clock=FakeClock(tick=0.01),
+        device="cpu",
+    )
+    _run(tmp_path, "grid", 1)
+    (tmp_path / "digits_mlp" / "smoke" / "grid" / "seed1" / FINAL_NAME).unlink()
+    runs = load_runs(tmp_path)
+    assert runs.incomplete == 1
+    assert list(runs.runs["arm"]) == ["random", "stn_a"]
+    assert list(runs.runs["method"]) == ["random", "stn"]
+    stn_dir = tmp_path / "digits_mlp" / "smoke" / "stn_a" / "seed1"
+    final = load_final(stn_dir)
+    row = runs.runs[runs.runs["arm"] == "stn_a"].iloc[0]
+    assert row["best_val"] == final.incumbent_val_loss
+    assert row["phase/hyper"] == final.phases_s["hyper"] > 0
+    assert runs.runs.loc[runs.runs["arm"] == "random", "phase/hyper"].item() == 0.0  # never entered: 0
+    _, trials, schedule = load_log(stn_dir)
+    assert (runs.trials["arm"] == "stn_a").sum() == len(trials)
+    assert (runs.schedules["arm"] == "stn_a").sum() == sum(len(s.values) for s in schedule)
+    assert set(runs.schedules["name"]) >= {"dropout_in", "sigma/dropout_in"}
+    assert runs.schedules["arm"].eq("stn_a").all()
+
+
+def test_load_runs_without_a_complete_run_says_so(tmp_path: Path) -> None:
+    from hpobench_stn.report import load_runs
+
+    _run(tmp_path, "random", 0)
+    (tmp_path / "digits_mlp" / "smoke" / "random" / "seed0" / FINAL_NAME).unlink()
+    with pytest.raises(FileNotFoundError, match=r"no complete runs under .* \(1 incomplete\)"):
+        load_runs(tmp_path)

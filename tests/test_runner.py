@@ -181,3 +181,73 @@ def _steps_per_trial() -> int:
     task.prepare()
     task.load(RunSeeds.from_master(0))
     return task.preset.epochs * len(list(task.train_batches(torch.Generator().manual_seed(0))))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Arms and a part of the space (suites' `methods.<arm>` and `tune`)
+
+
+def test_tune_opens_only_the_named_hyperparameters_the_rest_stay_at_their_defaults(tmp_path: Path) -> None:
+    spec = RunSpec("digits_mlp", "random", "smoke", 0, Budget(3.0), tune=("dropout_in",))
+    outcome = execute(spec, tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    meta, trials, _ = load_log(outcome.run_dir)
+    assert meta.tuned == ["dropout_in"]
+    defaults = DigitsTask.space.default()
+    assert len(trials) >= 3
+    for t in trials:
+        assert {k: v for k, v in t.config.items() if k != "dropout_in"} == {
+            k: v for k, v in defaults.items() if k != "dropout_in"
+        }
+    assert len({t.config["dropout_in"] for t in trials}) == len(trials)  # the open one moves
+    assert execute(spec, tmp_path, clock=UnreadableClock(), device="cpu").skipped
+    with pytest.raises(RunMismatchError):  # the whole space at the same path is another experiment
+        execute(RunSpec("digits_mlp", "random", "smoke", 0, Budget(3.0)), tmp_path, device="cpu")
+
+
+def test_stn_tunes_only_the_open_part_of_the_space(tmp_path: Path) -> None:
+    spec = RunSpec("digits_mlp", "stn", "smoke", 0, Budget(3.0), {"max_epochs": 2}, tune=("dropout_h1",))
+    outcome = execute(spec, tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    _, trials, schedule = load_log(outcome.run_dir)
+    assert set(schedule[-1].values) == {"dropout_h1", "sigma/dropout_h1"}
+    assert all(t.config["dropout_in"] == DigitsTask.space.default()["dropout_in"] for t in trials)
+
+
+def test_a_proposal_may_not_move_a_hyperparameter_outside_the_open_space(tmp_path: Path) -> None:
+    from hpobench_stn.clock import BudgetTimer
+    from hpobench_stn.method import ProposalError, RunContext
+    from hpobench_stn.records import RunLog
+
+    task = DigitsTask("smoke")
+    timer = BudgetTimer(Budget(1.0), FakeClock())
+    with RunLog(tmp_path) as log:
+        ctx = RunContext(task, timer, RunSeeds.from_master(0), log, "m", space=task.space.subspace(["dropout_in"]))
+        full = ctx.check_proposal({"dropout_in": 0.3})
+        assert full == {**task.space.default(), "dropout_in": 0.3}
+        assert ctx.check_proposal(full) == full  # a whole config with the fixed values is fine
+        with pytest.raises(ProposalError, match=r"proposed \{'dropout_h1': 0.5\}, but only \['dropout_in'\] are tuned"):
+            ctx.check_proposal({"dropout_in": 0.3, "dropout_h1": 0.5})
+
+
+def test_an_arm_is_filed_and_recorded_under_its_own_name(tmp_path: Path) -> None:
+    spec = RunSpec("digits_mlp", "random", "smoke", 0, Budget(0.5), arm="random_again")
+    outcome = execute(spec, tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    assert outcome.run_dir == tmp_path / "digits_mlp" / "smoke" / "random_again" / "seed0"
+    assert load_final(outcome.run_dir).meta.arm == "random_again"
+    assert spec.label() == "digits_mlp/smoke/random_again/seed0"
+
+
+def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path: Path) -> None:
+    """Recorded options are read through today's Options class: a new option's default fills the gap."""
+    import json
+
+    spec = _spec(0.5, method="grid", points=2)
+    outcome = execute(spec, tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    final_path = outcome.run_dir / FINAL_NAME
+    data = json.loads(final_path.read_text())
+    assert data["meta"]["method_options"] == {"points": 2}
+    data["meta"]["method_options"] = {}  # as if recorded before `points` existed (its default is 3, though)
+    del data["meta"]["arm"], data["meta"]["tuned"]  # and before arms and tune existed
+    final_path.write_text(json.dumps(data))
+    with pytest.raises(RunMismatchError):  # {} means points=3 today: another experiment
+        execute(spec, tmp_path, device="cpu")
+    assert execute(_spec(0.5, method="grid"), tmp_path, clock=UnreadableClock(), device="cpu").skipped

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -382,11 +383,33 @@ def test_schedule_replay_runs_one_plain_trial_of_the_same_task(runs: tuple[RunOu
     assert trials[0].config == schedule.config_at(trials[0].steps, DigitsTask.space, DigitsTask.space.default())
     task = DigitsTask("cpu")
     with pytest.raises(MethodError, match="is a run of digits_mlp/smoke, not digits_mlp/cpu"):
-        get_method("schedule_replay")(options).load(task)  # type: ignore[attr-defined]
-    with pytest.raises(MethodError, match="schedule must name the folder of an STN run"):
-        get_method("schedule_replay")({})
-    with pytest.raises(MethodError, match=f"schedule_replay: cannot read a schedule from {tmp_path / 'nowhere'}"):
-        get_method("schedule_replay")({"schedule": str(tmp_path / "nowhere")}).load(task)  # type: ignore[attr-defined]
+        get_method("schedule_replay")(options).load(task, runs[0].run_dir)  # type: ignore[attr-defined]
+    for both_or_none in ({}, {"schedule": "x", "arm": "stn"}):
+        with pytest.raises(MethodError, match=r"give exactly one of schedule .* and arm"):
+            get_method("schedule_replay")(both_or_none)
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(MethodError, match=f"schedule_replay: cannot read a schedule from {nowhere}"):
+        get_method("schedule_replay")({"schedule": str(nowhere)}).load(task, nowhere)  # type: ignore[attr-defined]
+
+
+def test_schedule_replay_of_a_suite_arm_reads_the_same_seeds_sibling_run(
+    runs: tuple[RunOutcome, ...], tmp_path: Path
+) -> None:
+    """arm = "stn" replays <out>/<task>/<preset>/stn/seed<k> for the replay's own seed k."""
+    out = tmp_path / "suite"
+    source = out / "digits_mlp" / "smoke" / "stn" / "seed1"
+    source.mkdir(parents=True)
+    for name in ("log.jsonl", "final.json"):
+        shutil.copy(runs[2].run_dir / name, source / name)  # runs[2] is seed 1
+    spec = RunSpec("digits_mlp", "schedule_replay", "smoke", 1, Budget(60), {"arm": "stn"}, arm="replay")
+    outcome = execute(spec, out, device="cpu")
+    assert outcome.run_dir == out / "digits_mlp" / "smoke" / "replay" / "seed1"
+    _, trials, _ = load_log(outcome.run_dir)
+    schedule = Schedule.from_run(source)
+    assert trials[0].config == schedule.config_at(trials[0].steps, DigitsTask.space, DigitsTask.space.default())
+    missing = RunSpec("digits_mlp", "schedule_replay", "smoke", 0, Budget(60), {"arm": "stn"}, arm="replay")
+    with pytest.raises(MethodError, match=r"stn/seed0 holds no complete run of arm 'stn'; run that arm first"):
+        execute(missing, out, device="cpu")
 
 
 def test_fit_with_a_schedule_uses_its_config_at_every_step(runs: tuple[RunOutcome, ...]) -> None:

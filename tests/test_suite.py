@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from hpobench_stn import Budget, get_task, method_names
+from hpobench_stn.runner import check_specs
+from hpobench_stn.space import SpaceError
 from hpobench_stn.suite import SuiteError, builtin_suites, load_suite
 
 GOOD = """\
@@ -36,18 +38,48 @@ def test_builtin_smoke_suite_loads() -> None:
     assert suite.tasks == ("digits_mlp",)
     assert suite.preset == "smoke"
     assert suite.seeds == (0, 1)
-    assert suite.budget == Budget(10)
+    assert suite.budget == Budget(8)
     assert set(suite.methods) <= set(method_names())
     assert suite.method_options["grid"] == {"points": 3}
     assert suite.source == str(builtin_suites()["smoke"])
 
 
 def test_every_builtin_suite_names_real_tasks_methods_presets_and_options() -> None:
+    assert {"smoke", "cpu", "paper", "sensitivity", "schedule"} <= set(builtin_suites())
     for name in builtin_suites():
         suite = load_suite(name)
+        check_specs(suite.runs())  # raises for an unknown task, preset, method, option or tuned name
         for spec in suite.runs():
-            get_task(spec.task)(spec.preset)  # raises for an unknown task or preset
+            assert spec.preset in get_task(spec.task).presets
             assert spec.method in method_names(), (name, spec.method)
+
+
+def test_the_cpu_suite_is_the_committed_comparison() -> None:
+    """Five methods × both paper tasks × three paired seeds (the issue's "done when")."""
+    suite = load_suite("cpu")
+    assert set(suite.methods) == {"grid", "random", "skopt_gp", "optuna_tpe", "stn"}
+    assert set(suite.tasks) == {"ptb_lstm", "cifar_alexnet"}
+    assert len(suite.seeds) >= 3
+    assert suite.preset == "cpu"
+
+
+def test_sensitivity_and_schedule_suites_hold_the_arms_the_paper_compares() -> None:
+    sens = load_suite("sensitivity")
+    ratios = {
+        (dict(s.method_options).get("train_steps", 2), dict(s.method_options).get("hyper_steps", 1))
+        for s in sens.runs()
+        if "sigma0" not in s.method_options
+    }
+    assert ratios == {(1, 1), (2, 1), (5, 1), (10, 1)}
+    fixed = {s.method_options["sigma0"] for s in sens.runs() if s.method_options.get("tune_sigma") is False}
+    assert fixed == {0.1, 0.5, 1.0}
+    assert {s.method for s in sens.runs()} == {"stn"}
+    sched = load_suite("schedule")
+    assert sched.tune == ("dropouto",)
+    assert sched.tasks == ("ptb_lstm",)
+    first, second = sched.waves()
+    assert {s.method for s in second} == {"schedule_replay"}
+    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3"}
 
 
 def test_suite_file_loads_with_options(tmp_path: Path) -> None:
@@ -195,3 +227,71 @@ def test_malformed_suite_says_where(tmp_path: Path, old: str, new: str, match: s
     path = _write(tmp_path, GOOD.replace(old, new))
     with pytest.raises(SuiteError, match=rf"^{re.escape(str(path))}: .*{match}"):
         load_suite(path)
+
+
+ARMS = """\
+[suite]
+tasks = ["digits_mlp"]
+methods = ["random", "random_b", "replay"]
+seeds = [0, 1]
+preset = "smoke"
+budget_s = 3
+tune = ["dropout_in", "dropout_h1"]
+
+[methods.random_b]
+method = "random"
+
+[methods.replay]
+method = "schedule_replay"
+arm = "random_b"
+"""
+
+
+def test_arms_name_a_method_with_options_and_replays_come_last(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, ARMS))
+    assert suite.arm_methods == {"random_b": "random", "replay": "schedule_replay"}
+    assert suite.method_options == {"random_b": {}, "replay": {"arm": "random_b"}}
+    first, second = suite.waves()
+    assert [(s.name, s.method, s.seed) for s in first] == [
+        ("random", "random", 0),
+        ("random_b", "random", 0),
+        ("random", "random", 1),
+        ("random_b", "random", 1),
+    ]
+    assert [(s.name, s.method, s.seed) for s in second] == [
+        ("replay", "schedule_replay", 0),
+        ("replay", "schedule_replay", 1),
+    ]
+    assert suite.runs() == first + second
+    assert first[1].run_dir(tmp_path) == tmp_path / "digits_mlp" / "smoke" / "random_b" / "seed0"
+    assert first[0].arm is None  # a plain method is its own arm
+    assert all(s.tune == ("dropout_in", "dropout_h1") for s in suite.runs())
+    restricted = suite.restricted(seeds=[1])
+    assert restricted.tune == suite.tune
+    assert restricted.arm_methods == suite.arm_methods
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ('method = "random"', "method = 3", r"\[methods\.random_b\]\.method: expected a method name, got 3"),
+        ('arm = "random_b"', 'arm = "nope"', r"\[methods\.replay\]\.arm = 'nope': expected another arm"),
+        ('arm = "random_b"', 'arm = "replay"', r"expected another arm of this suite"),
+        (
+            'methods = ["random", "random_b", "replay"]',
+            'methods = ["random", "random", "random_b", "replay"]',
+            "names repeat",
+        ),
+        ('tune = ["dropout_in", "dropout_h1"]', "tune = []", r"\[suite\]\.tune: expected a non-empty list"),
+    ],
+)
+def test_malformed_arms_say_where(tmp_path: Path, old: str, new: str, match: str) -> None:
+    assert old in ARMS
+    with pytest.raises(SuiteError, match=match):
+        load_suite(_write(tmp_path, ARMS.replace(old, new)))
+
+
+def test_an_unknown_tuned_name_is_refused_before_any_run(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, ARMS.replace('"dropout_h1"]', '"dropout_typo"]')))
+    with pytest.raises(SpaceError, match=r"unknown hyperparameters \['dropout_typo'\]"):
+        check_specs(suite.runs())

@@ -1,0 +1,247 @@
+"""Aggregates over complete runs (:class:`hpobench_stn.report.Runs`): the numbers behind every table and figure.
+
+* :func:`best_so_far_at`: a run's best validation loss so far as a step function of charged time.
+* :func:`curves` / :func:`bands`: those step functions on one common time grid per task, and their
+  mean ± standard error across seeds, drawn only where every seed of the arm has validated once.
+* :func:`summarise`: per task × arm, the final best validation (mean, sd, n over seeds), the test loss
+  at the incumbent, trials, the time to reach the best baseline's final value, and the paired test
+  against the best arm (:func:`paired_test`).
+
+The rules (what a band is, which test is used for which n, what "time to target" means) are stated
+in ``docs/reports.md``; the functions here are their single implementation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .report import Runs, arm_order
+
+__all__ = [
+    "ALPHA",
+    "PairedTest",
+    "bands",
+    "best_so_far_at",
+    "curves",
+    "paired_test",
+    "summarise",
+    "time_grid",
+    "time_to_target",
+]
+
+ALPHA = 0.05  # one-sided level of "significantly worse than the best"
+WILCOXON_MIN_N = 5  # below this the exact signed-rank test cannot reach p < 0.05 (n = 4: p >= 1/16)
+T_TEST_MIN_N = 3  # below this no test is made
+
+
+def best_so_far_at(elapsed_s: np.ndarray, best_so_far: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The best-so-far of the last trial finished by each grid time; NaN before the first validation.
+
+    ``elapsed_s`` and ``best_so_far`` are one run's trials in order (``best_so_far`` NaN until a trial
+    validates). A value is counted from the moment its trial ends: a step function, continuous from the
+    right, never interpolated between trials (a method has nothing better before its trial ends).
+    """
+    t = np.asarray(elapsed_s, dtype=float)
+    b = np.asarray(best_so_far, dtype=float)
+    if t.shape != b.shape or t.ndim != 1:
+        raise ValueError(f"elapsed_s and best_so_far must be 1-D and alike, got {t.shape} and {b.shape}")
+    if np.any(np.diff(t) < 0):
+        raise ValueError("elapsed_s must be non-decreasing (trials in the order they ended)")
+    known = ~np.isnan(b)
+    t, b = t[known], b[known]
+    idx = np.searchsorted(t, np.asarray(grid, dtype=float), side="right") - 1
+    return np.where(idx >= 0, b[np.clip(idx, 0, None)] if len(b) else np.nan, np.nan)
+
+
+def time_grid(budget_s: float, points: int = 200, *, log: bool = False, start_s: float | None = None) -> np.ndarray:
+    """``points`` times from 0 (``log``: from ``start_s``, default budget/1000) to ``budget_s`` inclusive."""
+    if not budget_s > 0:
+        raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
+    if points < 2:
+        raise ValueError(f"points must be >= 2, got {points!r}")
+    if not log:
+        return np.linspace(0.0, budget_s, points)
+    start = budget_s / 1000 if start_s is None else start_s
+    if not 0 < start < budget_s:
+        raise ValueError(f"start_s must lie in (0, budget_s={budget_s}), got {start!r}")
+    return np.geomspace(start, budget_s, points)
+
+
+def curves(runs: Runs, points: int = 200, *, log: bool = False) -> pd.DataFrame:
+    """Every run's best-so-far on its task's grid: columns ``task, arm, seed, time_s, best``.
+
+    A task's grid spans its largest budget; on a log grid it starts at the earliest first validation of
+    any of its runs (or budget/1000).
+    """
+    frames = []
+    for task, task_runs in runs.runs.groupby("task", sort=True):
+        budget = float(task_runs["budget_s"].max())
+        trials = runs.trials[runs.trials["task"] == task]
+        start = None
+        if log:
+            validated = trials.loc[trials["best_so_far"].notna(), "elapsed_s"]
+            first = float(validated.min()) if len(validated) else math.nan
+            start = first if 0 < first < budget else None
+        grid = time_grid(budget, points, log=log, start_s=start)
+        for (arm, seed), run_trials in trials.groupby(["arm", "seed"], sort=True):
+            run_trials = run_trials.sort_values("index")
+            values = best_so_far_at(
+                run_trials["elapsed_s"].to_numpy(), run_trials["best_so_far"].to_numpy(dtype=float), grid
+            )
+            frames.append(pd.DataFrame({"task": task, "arm": arm, "seed": seed, "time_s": grid, "best": values}))
+    columns = ["task", "arm", "seed", "time_s", "best"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def bands(curve_table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard error across seeds at each grid time: ``task, arm, time_s, n, mean, sem``.
+
+    Only grid times at which every seed of the arm has a value are kept, so a line never jumps when a
+    late seed's first trial ends; ``sem`` is ``sd / sqrt(n)`` with ``ddof=1`` (NaN for one seed).
+    """
+    seeds = curve_table.groupby(["task", "arm"])["seed"].nunique().rename("n_seeds")
+    g = curve_table.dropna(subset=["best"]).groupby(["task", "arm", "time_s"], sort=True)["best"]
+    out = g.agg(n="count", mean="mean", sd="std").reset_index().join(seeds, on=["task", "arm"])
+    out = out[out["n"] == out["n_seeds"]].copy()
+    out["sem"] = out["sd"] / np.sqrt(out["n"])
+    return out[["task", "arm", "time_s", "n", "mean", "sem"]].reset_index(drop=True)
+
+
+def time_to_target(elapsed_s: np.ndarray, best_so_far: np.ndarray, target: float) -> float:
+    """Charged seconds at the end of the first trial whose best-so-far is ≤ ``target``; inf if never."""
+    b = np.asarray(best_so_far, dtype=float)
+    hit = np.flatnonzero(~np.isnan(b) & (b <= target))
+    return float(np.asarray(elapsed_s, dtype=float)[hit[0]]) if len(hit) else math.inf
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A one-sided paired test of "the other arm's final best validation is higher than the best arm's".
+
+    ``test`` is ``"wilcoxon"`` (exact signed-rank, n ≥ 5), ``"t"`` (paired t-test, 3 ≤ n < 5) or
+    ``"none"`` (n < 3 paired seeds: no test, ``p_value`` None); ``n`` counts the seeds both arms finished.
+    """
+
+    test: str
+    n: int
+    p_value: float | None
+
+    @property
+    def worse(self) -> bool | None:
+        """True: significantly worse at :data:`ALPHA`; False: not shown to be; None: untested."""
+        return None if self.p_value is None else self.p_value < ALPHA
+
+
+def paired_test(best: Mapping[int, float], other: Mapping[int, float]) -> PairedTest:
+    """Test ``other`` against ``best`` over the seeds both have a finite value for (see :class:`PairedTest`)."""
+    seeds = sorted(s for s in set(best) & set(other) if np.isfinite(best[s]) and np.isfinite(other[s]))
+    n = len(seeds)
+    diffs = np.array([other[s] - best[s] for s in seeds], dtype=float)
+    if n < T_TEST_MIN_N:
+        return PairedTest("none", n, None)
+    if n >= WILCOXON_MIN_N:
+        if not np.any(diffs):
+            return PairedTest("wilcoxon", n, 1.0)  # identical on every seed: no evidence of a difference
+        result = stats.wilcoxon(diffs, alternative="greater", zero_method="wilcox", method="auto")
+        return PairedTest("wilcoxon", n, float(result.pvalue))
+    if np.all(diffs == diffs[0]):
+        # Zero variance: the t statistic is ±inf (or undefined at 0); decide by the sign.
+        return PairedTest("t", n, 0.0 if diffs[0] > 0 else 1.0)
+    result = stats.ttest_1samp(diffs, 0.0, alternative="greater")
+    return PairedTest("t", n, float(result.pvalue))
+
+
+SUMMARY_COLUMNS = [
+    "task",
+    "preset",
+    "arm",
+    "method",
+    "n",
+    "best_val_mean",
+    "best_val_sd",
+    "test_mean",
+    "test_sd",
+    "trials_mean",
+    "complete_mean",
+    "failed_mean",
+    "target",
+    "ttt_median_s",
+    "ttt_reached",
+    "is_best",
+    "test_name",
+    "test_n",
+    "p_value",
+    "not_worse",
+]
+
+
+def summarise(runs: Runs, baselines: Collection[str]) -> pd.DataFrame:
+    """One row per task × arm (columns :data:`SUMMARY_COLUMNS`), arms in :func:`arm_order`.
+
+    ``baselines`` names the *methods* whose arms set the time-to-target: the target of a task is the
+    lowest mean final best validation among its baseline arms (among all arms when there is none).
+    ``ttt_median_s`` is the median over seeds of :func:`time_to_target`, a seed that never reached
+    the target counting as infinitely late (so the median is infinite unless more than half reached it);
+    ``ttt_reached`` counts the seeds that did. ``is_best`` marks the arm with the lowest mean final best
+    validation; ``not_worse`` is True for it and for arms not significantly worse (:func:`paired_test`),
+    False for significantly worse arms and None where the test was not made.
+    """
+    rows = []
+    for task, task_runs in runs.runs.groupby("task", sort=True):
+        order = arm_order(task_runs["arm"].unique())
+        per_arm = [(arm, task_runs[task_runs["arm"] == arm]) for arm in order]
+        means = task_runs.groupby("arm")["best_val"].mean()[order]
+        base_arms = [a for a in means.index if task_runs.loc[task_runs["arm"] == a, "method"].iloc[0] in baselines]
+        pool = means[base_arms] if base_arms else means
+        target = float(pool.min()) if pool.notna().any() else math.nan
+        best_arm = means.idxmin() if means.notna().any() else None
+        best_rows = task_runs[task_runs["arm"] == best_arm]  # empty when no arm validated
+        best_by_seed = dict(zip(best_rows["seed"], best_rows["best_val"].astype(float), strict=True))
+        trials = runs.trials[runs.trials["task"] == task]
+        for arm, arm_runs in per_arm:
+            ttts, failed = [], []
+            for seed in arm_runs["seed"]:
+                t = trials[(trials["arm"] == arm) & (trials["seed"] == seed)].sort_values("index")
+                ttts.append(time_to_target(t["elapsed_s"].to_numpy(), t["best_so_far"].to_numpy(dtype=float), target))
+                failed.append(int((t["status"] == "failed").sum()))
+            by_seed = dict(zip(arm_runs["seed"], arm_runs["best_val"].astype(float), strict=True))
+            not_worse: bool | None
+            if arm == best_arm:
+                test, not_worse = PairedTest("none", len(by_seed), None), True
+            else:
+                test = paired_test(best_by_seed, by_seed)
+                not_worse = None if test.worse is None else not test.worse
+            rows.append(
+                {
+                    "task": task,
+                    "preset": arm_runs["preset"].iloc[0],
+                    "arm": arm,
+                    "method": arm_runs["method"].iloc[0],
+                    "n": int(arm_runs["best_val"].notna().sum()),
+                    "best_val_mean": arm_runs["best_val"].mean(),
+                    "best_val_sd": arm_runs["best_val"].std(ddof=1),
+                    "test_mean": arm_runs["test_at_best"].mean(),
+                    "test_sd": arm_runs["test_at_best"].std(ddof=1),
+                    "trials_mean": arm_runs["n_trials"].mean(),
+                    "complete_mean": arm_runs["n_complete"].mean(),
+                    "failed_mean": float(np.mean(failed)),
+                    "target": target,
+                    "ttt_median_s": float(np.median(ttts)) if ttts else math.nan,
+                    "ttt_reached": int(np.isfinite(ttts).sum()),
+                    "is_best": arm == best_arm,
+                    "test_name": test.test,
+                    "test_n": test.n,
+                    "p_value": test.p_value,
+                    "not_worse": not_worse,
+                }
+            )
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    # True / False / None as Python objects: a column of only booleans would become numpy's bool dtype.
+    out["not_worse"] = pd.Series([r["not_worse"] for r in rows], dtype=object)
+    return out

@@ -1,0 +1,358 @@
+"""Figures of a suite, as PDF and PNG, styled for a paper as they are.
+
+* ``best_val_vs_time`` (and ``best_val_vs_log_time``): best validation loss so far against charged
+  wall-clock, one panel per task, mean ± standard error across seeds (:func:`hpobench_stn.aggregate.bands`).
+* ``final_best``: each seed's final best validation per arm (seeds joined across arms, since they are
+  paired), with the mean ± sd; for the ``sensitivity`` suite this is the sensitivity figure.
+* ``budget``: where the budget went per arm: training, validation, the method's own work, the
+  harness, and the unused rest (idle), mean over seeds.
+* ``schedule_<task>``: the hyperparameter schedules of the gray-box runs, one panel per hyperparameter.
+
+Every arm keeps one colour, line style and marker in every figure (:func:`arm_styles`), drawn from
+seaborn's colour-blind-safe palette; lines also differ in style, so the figures survive greyscale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window (CI, clusters)
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+from .aggregate import bands, curves
+from .registry import RegistryError, get_task
+from .report import KNOWN_ARMS, PHASE_GROUPS, Runs, arm_order
+
+__all__ = ["ArmStyle", "arm_styles", "write_figures"]
+
+FULL_WIDTH_IN = 6.75  # a two-column paper's text width
+CATEGORIES = ("training", "validation", "method", "harness", "idle")
+_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+# Palette indices of seaborn's "colorblind": every shipped method keeps its colour in every figure.
+_FIXED_COLOURS = {
+    "stn": 0,
+    "random": 1,
+    "skopt_gp": 2,
+    "optuna_tpe": 4,
+    "optuna_gp": 5,
+    "grid": 7,
+    "schedule_replay": 9,
+}
+_SPARE_COLOURS = (3, 8, 6)
+# Line styles of the shipped methods (STN solid, the one a reader looks for); other arms cycle.
+_FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
+    "stn": "-",
+    "random": "--",
+    "skopt_gp": "-.",
+    "optuna_tpe": ":",
+    "optuna_gp": (0, (5, 1)),
+    "grid": (0, (3, 1, 1, 1, 1, 1)),
+    "schedule_replay": (0, (1, 1)),
+}
+# The budget figure's categories: cividis (colour-blind safe) for the work, near-black and light grey for
+# the harness's sliver and the unused rest, so no category reads as a method's colour.
+_CIVIDIS = matplotlib.colormaps["cividis"]
+_CATEGORY_COLOURS = {
+    "training": _CIVIDIS(0.1),
+    "validation": _CIVIDIS(0.55),
+    "method": _CIVIDIS(0.95),
+    "harness": (0.15, 0.15, 0.15, 1.0),
+    "idle": (0.88, 0.88, 0.88, 1.0),
+}
+assert set(_FIXED_COLOURS) == set(KNOWN_ARMS), "every shipped method needs a fixed colour"
+
+
+@dataclass(frozen=True)
+class ArmStyle:
+    color: tuple[float, float, float]
+    linestyle: str | tuple[int, tuple[int, ...]]
+    marker: str
+
+
+def arm_styles(arms: Iterable[str]) -> dict[str, ArmStyle]:
+    """One style per arm: the shipped methods always get the same one; other arms the unused colours."""
+    palette = sns.color_palette("colorblind", 10)
+    styles: dict[str, ArmStyle] = {}
+    others = 0
+    for arm in arm_order(arms):
+        if arm in _FIXED_COLOURS:
+            i = _FIXED_COLOURS[arm]
+        else:  # the unused colours first, then the palette again (the line style still differs)
+            i = _SPARE_COLOURS[others] if others < len(_SPARE_COLOURS) else others % 10
+            others += 1
+        n = len(styles)
+        linestyle = _FIXED_LINESTYLES.get(arm, _LINESTYLES[n % len(_LINESTYLES)])
+        styles[arm] = ArmStyle(palette[i], linestyle, _MARKERS[n % len(_MARKERS)])
+    return styles
+
+
+def _theme() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.05)
+    plt.rcParams.update(
+        {
+            "pdf.fonttype": 42,  # embed TrueType: text stays text in the PDF
+            "ps.fonttype": 42,
+            "axes.titlesize": 9,
+            "axes.labelsize": 9,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "legend.fontsize": 8,
+            "lines.linewidth": 1.4,
+        }
+    )
+
+
+def _save(fig: Figure, out: Path, stem: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
+    # A fixed creation date keeps regenerated PDFs byte-identical when nothing changed.
+    fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None})
+    fig.savefig(paths[1], bbox_inches="tight", dpi=200, metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def _task_title(runs: pd.DataFrame, task: str) -> str:
+    presets = ", ".join(sorted(set(runs.loc[runs["task"] == task, "preset"])))
+    return f"{task} ({presets})"
+
+
+def _legend_below(fig: Figure, styles: dict[str, ArmStyle], arms: Sequence[str], markers: bool = False) -> None:
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=styles[a].color,
+            linestyle=cast(Any, styles[a].linestyle if not markers else "none"),  # a style matplotlib accepts
+            marker=styles[a].marker if markers else None,
+            label=a,
+        )
+        for a in arms
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, bbox_to_anchor=(0.5, 0))
+
+
+def plot_best_vs_time(runs: Runs, *, log: bool = False) -> Figure:
+    """Best validation so far vs charged seconds; a panel per task, mean ± s.e.m. over seeds."""
+    table = bands(curves(runs, log=log))
+    tasks = sorted(runs.runs["task"].unique())
+    arms = arm_order(runs.runs["arm"])
+    styles = arm_styles(arms)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(FULL_WIDTH_IN, 2.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for arm in arms:
+            b = table[(table["task"] == task) & (table["arm"] == arm)]
+            if b.empty:
+                continue
+            st = styles[arm]
+            # steps-post: a best-so-far holds from the end of its trial until the next improvement.
+            ax.plot(b["time_s"], b["mean"], color=st.color, linestyle=st.linestyle, label=arm, drawstyle="steps-post")
+            ax.fill_between(
+                b["time_s"], b["mean"] - b["sem"], b["mean"] + b["sem"], color=st.color, alpha=0.2, lw=0, step="post"
+            )
+        ax.set_title(_task_title(runs.runs, task))
+        ax.set_xlabel("charged wall-clock (s, log scale)" if log else "charged wall-clock (s)")
+        if log:
+            ax.set_xscale("log")
+            # Plain numbers at 1-3-10 steps and no labels between them: minor labels collide on a short axis.
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))  # 1, 3, 10, 30, ...
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.set_xlim(0, float(runs.runs.loc[runs.runs["task"] == task, "budget_s"].max()))
+        _clip_y(ax, table[table["task"] == task])
+    axes[0][0].set_ylabel("best validation loss")
+    present = [a for a in arms if a in set(table["arm"])]
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    _legend_below(fig, styles, present)
+    return fig
+
+
+def _clip_y(ax: Axes, band: pd.DataFrame) -> None:
+    """Show the part of the curves where methods differ: from the lowest lower band edge to the highest
+    value any arm holds at a quarter of the time axis (earlier values are off the top)."""
+    if band.empty:
+        return
+    low = float((band["mean"] - band["sem"].fillna(0)).min())
+    times = band["time_s"].to_numpy()
+    quarter = times.min() + 0.25 * (times.max() - times.min())
+    late = band[band["time_s"] >= quarter]
+    high = float(late.groupby("arm")["mean"].max().max()) if not late.empty else float(band["mean"].max())
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        pad = 0.06 * (high - low)
+        ax.set_ylim(low - pad, high + pad)
+
+
+def plot_final_best(runs: Runs) -> Figure:
+    """Each seed's final best validation per arm, seeds joined across arms, the mean ± sd as a bar."""
+    tasks = sorted(runs.runs["task"].unique())
+    arms = arm_order(runs.runs["arm"])
+    styles = arm_styles(arms)
+    width = max(FULL_WIDTH_IN, 0.45 * len(arms) * len(tasks) + 1)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(width, 2.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        t = runs.runs[runs.runs["task"] == task]
+        present = [a for a in arms if a in set(t["arm"])]
+        x = {a: i for i, a in enumerate(present)}
+        for _, seed_runs in t.groupby("seed"):
+            seed_runs = seed_runs.assign(x=seed_runs["arm"].map(x)).sort_values("x")
+            ax.plot(seed_runs["x"], seed_runs["best_val"], color="0.75", lw=0.7, zorder=1)
+        for a in present:
+            vals = t.loc[t["arm"] == a, "best_val"].dropna()
+            st = styles[a]
+            ax.scatter(np.full(len(vals), x[a]), vals, color=st.color, marker=st.marker, s=18, zorder=3)
+            if len(vals):
+                sd = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+                ax.errorbar(x[a] + 0.18, vals.mean(), yerr=sd, fmt="_", color="black", ms=8, capsize=2, zorder=4)
+        ax.set_xticks(
+            range(len(present)),
+            present,
+            rotation=30 if len(present) > 4 else 0,
+            ha="right" if len(present) > 4 else "center",
+        )
+        ax.set_xlim(-0.5, len(present) - 0.5)
+        ax.set_title(_task_title(runs.runs, task))
+    axes[0][0].set_ylabel("final best validation loss")
+    fig.tight_layout()
+    return fig
+
+
+def budget_table(runs: Runs) -> pd.DataFrame:
+    """Mean charged seconds per task, arm and category (:data:`CATEGORIES`) over seeds."""
+    r = runs.runs
+    phase_cols = [c for c in r.columns if c.startswith("phase/")]
+    out = r[["task", "arm"]].copy()
+    for cat in CATEGORIES[:-1]:
+        cols = [c for c in phase_cols if PHASE_GROUPS.get(c.removeprefix("phase/"), "method") == cat]
+        out[cat] = r[cols].sum(axis=1) if cols else 0.0
+    out["idle"] = (r["budget_s"] - r["elapsed_s"]).clip(lower=0.0)
+    return out.groupby(["task", "arm"], sort=False)[list(CATEGORIES)].mean().reset_index()
+
+
+def plot_budget(runs: Runs) -> Figure:
+    """A stacked bar per arm and task: the share of the budget each kind of work was charged."""
+    table = budget_table(runs)
+    tasks = sorted(table["task"].unique())
+    arms = arm_order(table["arm"])
+    colors = _CATEGORY_COLOURS
+    height = 0.9 + 0.28 * len(arms)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(FULL_WIDTH_IN, height), squeeze=False, sharey=True)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        t = table[table["task"] == task].set_index("arm")
+        present = [a for a in arms if a in t.index][::-1]  # first arm on top
+        budget = float(runs.runs.loc[runs.runs["task"] == task, "budget_s"].max())
+        left = np.zeros(len(present))
+        for cat in CATEGORIES:
+            share = 100 * t.loc[present, cat].to_numpy() / budget
+            ax.barh(range(len(present)), share, left=left, color=colors[cat], label=cat, height=0.7)
+            left += share
+        ax.set_yticks(range(len(present)), present)
+        ax.set_xlim(0, max(100.0, float(left.max())))
+        ax.set_xlabel("share of the budget (%)")
+        ax.set_title(_task_title(runs.runs, task))
+        ax.grid(axis="y", visible=False)
+    handles = [Rectangle((0, 0), 1, 1, color=colors[c]) for c in CATEGORIES]
+    fig.tight_layout(rect=(0, 0.12 if len(arms) > 3 else 0.2, 1, 1))
+    fig.legend(handles, CATEGORIES, loc="lower center", ncol=len(CATEGORIES), frameon=False, bbox_to_anchor=(0.5, 0))
+    return fig
+
+
+def plot_schedules(runs: Runs, task: str) -> Figure | None:
+    """The logged hyperparameter values of ``task``'s gray-box runs against steps; None if there are none.
+
+    One panel per hyperparameter (its σ entries are left out), with the hyperparameter's range as the
+    y-axis when the task is registered. One colour per arm (one line per seed, in that arm's colour and
+    a line style per seed); with several arms (the ``schedule`` suite's starting values) each arm is a
+    starting point.
+    """
+    s = runs.schedules[(runs.schedules["task"] == task) & ~runs.schedules["name"].str.startswith("sigma/")]
+    if s.empty:
+        return None
+    names = list(dict.fromkeys(s["name"]))
+    arms = arm_order(s["arm"])
+    styles = arm_styles(arm_order(runs.runs["arm"]))
+    try:
+        space = get_task(task).space
+    except RegistryError:
+        space = None
+    ncols = min(4, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH_IN, 1.55 * nrows + 0.6), squeeze=False, sharex=True)
+    seed_styles = ("-", "--", ":", "-.")
+    seeds = sorted(s["seed"].unique())
+    for ax, name in zip(axes.flat, names, strict=False):
+        for arm in arms:
+            for k, seed in enumerate(seeds):
+                line = s[(s["name"] == name) & (s["arm"] == arm) & (s["seed"] == seed)].sort_values("step")
+                if not line.empty:
+                    ls = seed_styles[k % len(seed_styles)] if len(arms) == 1 else styles[arm].linestyle
+                    ax.plot(line["step"], line["value"], color=styles[arm].color, linestyle=ls, lw=1.0)
+        ax.set_title(name)
+        if space is not None and name in space:
+            dist = space[name]
+            low, high = float(dist.low), float(dist.high)
+            if getattr(dist, "log", False):
+                ax.set_yscale("log")
+                ax.set_ylim(low, high)
+            else:
+                pad = 0.04 * (high - low)
+                ax.set_ylim(low - pad, high + 1 + pad if type(dist).__name__ == "Int" else high + pad)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    fig.suptitle(f"hyperparameter schedules: {_task_title(runs.runs, task)}", fontsize=10)
+    if len(arms) == 1:
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=styles[arms[0]].color,
+                linestyle=cast(Any, seed_styles[k % len(seed_styles)]),
+                label=f"seed {seed}",
+            )
+            for k, seed in enumerate(seeds)
+        ]
+        fig.tight_layout(rect=(0, 0.09, 1, 1))
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, title=arms[0])
+    else:
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        _legend_below(fig, styles, arms)
+    return fig
+
+
+def write_figures(runs: Runs, out: Path, *, times: Sequence[str] = ("linear", "log")) -> list[Path]:
+    """Every figure of the module docstring into ``out`` (PDF and PNG); returns the paths written."""
+    _theme()
+    out = Path(out)
+    paths: list[Path] = []
+    for scale in times:
+        if scale not in ("linear", "log"):
+            raise ValueError(f"time scale must be 'linear' or 'log', got {scale!r}")
+        stem = "best_val_vs_log_time" if scale == "log" else "best_val_vs_time"
+        paths += _save(plot_best_vs_time(runs, log=scale == "log"), out, stem)
+    paths += _save(plot_final_best(runs), out, "final_best")
+    paths += _save(plot_budget(runs), out, "budget")
+    for task in sorted(runs.runs["task"].unique()):
+        fig = plot_schedules(runs, task)
+        if fig is not None:
+            paths += _save(fig, out, f"schedule_{task}")
+    return paths

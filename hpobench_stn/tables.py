@@ -1,0 +1,189 @@
+"""The summary table of a suite in Markdown, CSV and LaTeX (booktabs), each with its provenance.
+
+:func:`write_tables` takes :func:`hpobench_stn.aggregate.summarise`'s frame and writes
+``summary.md``, ``summary.csv`` and ``summary.tex``. In Markdown and LaTeX the best arm of each task
+(lowest mean final best validation) is in bold and arms not significantly worse than it carry a
+dagger; the CSV keeps the raw numbers, the test and its p-value, and the provenance as columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["Provenance", "format_pm", "provenance", "render_latex", "render_markdown", "write_tables"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a table's numbers come from: every distinct value across its runs."""
+
+    git_shas: tuple[str, ...]
+    git_dirty: bool  # True when any run was made from a checkout with uncommitted changes
+    first_run: str  # ISO 8601 start of the earliest run
+    last_run: str
+    devices: tuple[str, ...]
+    budgets_s: tuple[float, ...]
+    presets: tuple[str, ...]
+    n_runs: int
+
+    def sentence(self) -> str:
+        shas = ", ".join(s[:10] for s in self.git_shas) or "unknown"
+        dirty = " (uncommitted changes)" if self.git_dirty else ""
+        budgets = ", ".join(f"{b:g} s" for b in self.budgets_s)
+        return (
+            f"{self.n_runs} runs, git {shas}{dirty}, {self.first_run} to {self.last_run}, "
+            f"device {'; '.join(self.devices)}, budget {budgets} per run, preset {', '.join(self.presets)}"
+        )
+
+
+def provenance(runs: pd.DataFrame) -> Provenance:
+    """The :class:`Provenance` of the runs table of :func:`hpobench_stn.report.load_runs`."""
+
+    def distinct(column: str) -> tuple[str, ...]:
+        return tuple(sorted({str(v) for v in runs[column].dropna()}))
+
+    return Provenance(
+        git_shas=distinct("git_sha"),
+        git_dirty=bool(runs["git_dirty"].fillna(False).astype(bool).any()),
+        first_run=str(runs["started_at"].min()),
+        last_run=str(runs["started_at"].max()),
+        devices=distinct("device"),
+        budgets_s=tuple(sorted({float(b) for b in runs["budget_s"]})),
+        presets=distinct("preset"),
+        n_runs=len(runs),
+    )
+
+
+def format_pm(mean: float, sd: float) -> str:
+    """``mean ± sd`` with sd to two significant digits (at most 4 decimals) and the mean to the same place.
+
+    One seed (sd NaN) gives the mean alone to 4 significant digits; a missing mean gives "–".
+    """
+    if mean is None or not math.isfinite(mean):
+        return "–"
+    if sd is None or not math.isfinite(sd):
+        return f"{mean:.4g}"
+    if sd == 0:
+        return f"{mean:.4f} ± 0"
+    decimals = min(4, max(0, 1 - math.floor(math.log10(abs(sd)))))  # at most 4: "± 0.0001" is small enough
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+
+
+def _ttt(row: pd.Series) -> str:
+    n = int(row["n"])
+    if not math.isfinite(row["ttt_median_s"]):
+        return f"– ({int(row['ttt_reached'])}/{n})"
+    return f"{row['ttt_median_s']:.0f} s ({int(row['ttt_reached'])}/{n})"
+
+
+def _display(summary: pd.DataFrame, bold: tuple[str, str], dagger: str) -> pd.DataFrame:
+    """The human table: formatted strings, the best arm wrapped in ``bold``, a ``dagger`` for the ties."""
+    rows = []
+    for _, r in summary.iterrows():
+        val = format_pm(r["best_val_mean"], r["best_val_sd"])
+        if r["is_best"]:
+            val = f"{bold[0]}{val}{bold[1]}"
+        elif r["not_worse"] is True:
+            val = f"{val}{dagger}"
+        rows.append(
+            {
+                "task": f"{r['task']} ({r['preset']})",
+                "method": r["arm"],
+                "n": int(r["n"]),
+                "best validation": val,
+                "test at incumbent": format_pm(r["test_mean"], r["test_sd"]),
+                "trials (complete / failed)": (
+                    f"{r['trials_mean']:.1f} ({r['complete_mean']:.1f} / {r['failed_mean']:.1f})"
+                ),
+                "time to target": _ttt(r),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _legend(summary: pd.DataFrame) -> str:
+    tests = sorted(set(summary.loc[~summary["is_best"], "test_name"]))
+    said = {
+        "wilcoxon": "a one-sided exact Wilcoxon signed-rank test over paired seeds (n ≥ 5)",
+        "t": "a one-sided paired t-test over paired seeds (3 ≤ n < 5; it assumes normal differences)",
+        "none": "no test where fewer than 3 seeds are paired",
+    }
+    how = "; ".join(said[t] for t in tests if t in said) or "no other arm to test"
+    return (
+        "Final best validation loss and the test loss at the incumbent (mean ± sd over seeds). Bold: the "
+        "lowest mean per task; † not significantly worse than it at α = 0.05 by "
+        f"{how}. Trials: evaluations per run (for STN, one per epoch of its single training run), in "
+        "brackets those that trained all their epochs and those that failed (a non-finite loss). Time to "
+        "target: median charged seconds to reach the best baseline method's mean final value (seeds that "
+        "never did count as infinitely late), and how many seeds reached it."
+    )
+
+
+def render_markdown(summary: pd.DataFrame, prov: Provenance) -> str:
+    table = _display(summary, ("**", "**"), " †").to_markdown(index=False)
+    return f"{table}\n\n{_legend(summary)}\n\nProvenance: {prov.sentence()}.\n"
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
+    """A booktabs ``table`` with one block per task (a midrule between tasks) and the legend as caption."""
+    display = _display(summary, ("\\textbf{", "}"), "$^\\dagger$")
+    header = ["Method", "$n$", "Best validation", "Test at incumbent", "Trials (compl.\\,/\\,failed)", "Time to target"]
+    lines = [
+        "% " + _latex_escape(f"Generated by hpobench report; {prov.sentence()}."),
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        "\\begin{tabular}{lrllrl}",
+        "\\toprule",
+        " & ".join(header) + " \\\\",
+    ]
+    for task, block in display.groupby("task", sort=False):
+        lines += ["\\midrule", f"\\multicolumn{{{len(header)}}}{{l}}{{\\emph{{{_latex_escape(str(task))}}}}} \\\\"]
+        for _, r in block.iterrows():
+            cells = [
+                _latex_escape(str(r["method"])),
+                str(r["n"]),
+                r["best validation"].replace("±", "$\\pm$").replace("_", "\\_"),
+                r["test at incumbent"].replace("±", "$\\pm$"),
+                r["trials (complete / failed)"],
+                r["time to target"].replace("–", "--"),
+            ]
+            lines.append(" & ".join(cells) + " \\\\")
+    caption = _latex_escape(_legend(summary)).replace("±", "$\\pm$").replace("†", "$^\\dagger$")
+    caption = caption.replace("α", "$\\alpha$").replace("≥", "$\\geq$").replace("≤", "$\\leq$")
+    caption = caption.replace("<", "$<$")
+    lines += [
+        "\\bottomrule",
+        "\\end{tabular}",
+        f"\\caption{{{caption} {_latex_escape(prov.sentence())}.}}",
+        "\\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(summary: pd.DataFrame, prov: Provenance, out: Path) -> list[Path]:
+    """Write ``summary.md``, ``summary.csv`` and ``summary.tex`` into ``out``; return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv = summary.assign(
+        git_sha=" ".join(prov.git_shas),
+        git_dirty=prov.git_dirty,
+        first_run=prov.first_run,
+        last_run=prov.last_run,
+        device="; ".join(prov.devices),
+    )
+    paths = [out / "summary.md", out / "summary.csv", out / "summary.tex"]
+    paths[0].write_text(render_markdown(summary, prov), encoding="utf-8")
+    csv.to_csv(paths[1], index=False)
+    paths[2].write_text(render_latex(summary, prov), encoding="utf-8")
+    return paths

@@ -1,0 +1,174 @@
+"""Aggregates against numbers worked out by hand (tests/report_fixtures.py says how)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_fixtures import make_runs
+
+from hpobench_stn.aggregate import (
+    PairedTest,
+    bands,
+    best_so_far_at,
+    curves,
+    paired_test,
+    summarise,
+    time_grid,
+    time_to_target,
+)
+from hpobench_stn.report import arm_order
+
+nan = math.nan
+
+
+def test_best_so_far_is_a_step_function_from_the_end_of_each_trial() -> None:
+    got = best_so_far_at(np.array([10.0, 20.0, 30.0]), np.array([nan, 4.0, 3.0]), np.array([0, 10, 19.9, 20, 35]))
+    np.testing.assert_array_equal(got, [nan, nan, nan, 4.0, 3.0])  # the failed first trial counts for nothing
+    np.testing.assert_array_equal(best_so_far_at(np.array([]), np.array([]), np.array([0.0, 5.0])), [nan, nan])
+
+
+def test_best_so_far_refuses_unordered_or_mismatched_trials() -> None:
+    with pytest.raises(ValueError, match="non-decreasing"):
+        best_so_far_at(np.array([2.0, 1.0]), np.array([1.0, 1.0]), np.array([1.0]))
+    with pytest.raises(ValueError, match=r"1-D and alike, got \(2,\) and \(1,\)"):
+        best_so_far_at(np.array([1.0, 2.0]), np.array([1.0]), np.array([1.0]))
+
+
+def test_time_grid_linear_and_log() -> None:
+    np.testing.assert_allclose(time_grid(30, 4), [0, 10, 20, 30])
+    np.testing.assert_allclose(time_grid(1000, 4, log=True, start_s=1), [1, 10, 100, 1000])
+    np.testing.assert_allclose(time_grid(1000, 2, log=True), [1, 1000])  # default start: budget / 1000
+    with pytest.raises(ValueError, match="start_s must lie in"):
+        time_grid(10, 3, log=True, start_s=10)
+    with pytest.raises(ValueError, match="points must be >= 2"):
+        time_grid(10, 1)
+
+
+def test_curves_put_every_run_on_its_tasks_grid() -> None:
+    table = curves(make_runs(), points=4)
+    a0 = table[(table["arm"] == "a") & (table["seed"] == 0)]
+    np.testing.assert_array_equal(a0["time_s"], [0, 10, 20, 30])
+    np.testing.assert_array_equal(a0["best"], [nan, 5, 4, 4])
+    a2 = table[(table["arm"] == "a") & (table["seed"] == 2)]
+    np.testing.assert_array_equal(a2["best"], [nan, nan, nan, 5])  # 12 s: failed; 24 s: 5
+    log = curves(make_runs(), points=3, log=True)
+    assert log["time_s"].min() == pytest.approx(5.0)  # the earliest first validation (b, 5 s)
+    assert log["time_s"].max() == pytest.approx(30.0)
+
+
+def test_bands_are_mean_and_sem_where_every_seed_has_validated() -> None:
+    table = bands(curves(make_runs(), points=4))
+    a = table[table["arm"] == "a"]
+    # t = 10 and 20: seed 2 has no value yet, so no band; t = 30: values 4, 3, 5.
+    assert list(a["time_s"]) == [30.0]
+    assert a["mean"].iloc[0] == pytest.approx(4.0)
+    assert a["sem"].iloc[0] == pytest.approx(1.0 / math.sqrt(3))
+    b = table[table["arm"] == "b"].set_index("time_s")
+    # t = 10: 3.5, 2, 4.2 → mean 9.7/3; t = 20 and 30: 3.5, 2, 3.
+    assert list(b.index) == [10.0, 20.0, 30.0]
+    assert b.loc[10.0, "mean"] == pytest.approx(9.7 / 3)
+    assert b.loc[30.0, "mean"] == pytest.approx(17 / 6)
+    assert b.loc[30.0, "sem"] == pytest.approx(math.sqrt(7 / 12) / math.sqrt(3))
+    assert set(b["n"]) == {3}
+
+
+def test_time_to_target_is_the_end_of_the_first_trial_at_or_below_it() -> None:
+    assert time_to_target(np.array([10, 20, 30]), np.array([5, 4, 4]), 4.0) == 20
+    assert time_to_target(np.array([12, 24]), np.array([nan, 5]), 4.0) == math.inf
+
+
+def test_paired_t_test_for_three_seeds_matches_the_closed_form() -> None:
+    got = paired_test({0: 3.5, 1: 2.0, 2: 3.0}, {0: 4.0, 1: 3.0, 2: 5.0})
+    assert got.test == "t"
+    assert got.n == 3
+    assert got.p_value == pytest.approx(0.5 - math.sqrt(7) / 6)  # t = √7, 2 degrees of freedom
+    assert got.worse is False  # p ≈ 0.059 ≥ 0.05
+
+
+def test_wilcoxon_from_five_seeds_exact_p_values() -> None:
+    best = {s: 1.0 for s in range(5)}
+    always_worse = paired_test(best, {s: 1.0 + 0.1 * (s + 1) for s in range(5)})
+    assert (always_worse.test, always_worse.n) == ("wilcoxon", 5)
+    assert always_worse.p_value == pytest.approx(1 / 32)  # every sign positive
+    assert always_worse.worse is True
+    once_better = paired_test(best, {0: 0.95, 1: 1.2, 2: 1.3, 3: 1.4, 4: 1.5})  # smallest rank negative: W+ = 14
+    assert once_better.p_value == pytest.approx(2 / 32)
+    assert once_better.worse is False
+    assert paired_test(best, dict(best)).p_value == 1.0  # identical everywhere
+
+
+def test_small_or_degenerate_samples() -> None:
+    assert paired_test({0: 1.0, 1: 1.0}, {0: 2.0, 1: 2.0}) == PairedTest("none", 2, None)
+    assert paired_test({0: 1.0, 1: 1.0}, {0: 2.0, 1: 2.0}).worse is None
+    # Only seeds both arms finished are paired: seed 3 is missing on one side, seed 2 is NaN.
+    assert paired_test({0: 1, 1: 1, 2: 1, 3: 1}, {0: 2, 1: 2, 2: nan}).n == 2
+    assert paired_test({0: 1, 1: 1, 2: 1}, {0: 1.5, 1: 1.5, 2: 1.5}) == PairedTest("t", 3, 0.0)  # zero variance
+    assert paired_test({0: 1, 1: 1, 2: 1}, {0: 0.5, 1: 0.5, 2: 0.5}) == PairedTest("t", 3, 1.0)
+
+
+def test_summary_by_hand() -> None:
+    s = summarise(make_runs(), baselines={"random"}).set_index("arm")
+    assert list(s.index) == ["a", "b"]
+    a, b = s.loc["a"], s.loc["b"]
+    assert (a["n"], a["best_val_mean"], a["best_val_sd"]) == (3, pytest.approx(4.0), pytest.approx(1.0))
+    assert b["best_val_mean"] == pytest.approx(17 / 6)
+    assert b["best_val_sd"] == pytest.approx(math.sqrt(7 / 12))
+    assert a["test_mean"] == pytest.approx(4.25)
+    assert (a["trials_mean"], a["complete_mean"], a["failed_mean"]) == (
+        pytest.approx(7 / 3),
+        pytest.approx(4 / 3),
+        pytest.approx(1 / 3),
+    )
+    # The target is the baseline a's mean, 4: a reaches it at 20, 25, never → median 25, 2 of 3;
+    # b at 10, 5, 16 → median 10, 3 of 3.
+    assert a["target"] == b["target"] == 4.0
+    assert (a["ttt_median_s"], a["ttt_reached"]) == (25.0, 2)
+    assert (b["ttt_median_s"], b["ttt_reached"]) == (10.0, 3)
+    assert bool(b["is_best"])
+    assert not bool(a["is_best"])
+    assert b["not_worse"] is True
+    assert b["test_name"] == "none"
+    assert a["test_name"] == "t"
+    assert a["p_value"] == pytest.approx(0.5 - math.sqrt(7) / 6)
+    assert a["not_worse"] is True
+
+
+def test_without_baselines_the_target_is_the_best_arm() -> None:
+    s = summarise(make_runs(), baselines=set()).set_index("arm")
+    assert s.loc["a", "target"] == pytest.approx(17 / 6)
+    # Without baselines the target is the best arm's mean, 17/6 ≈ 2.83: a's best values never get there.
+    assert s.loc["a", "ttt_reached"] == 0
+    assert s.loc["a", "ttt_median_s"] == math.inf
+
+
+def test_a_significantly_worse_arm_is_marked() -> None:
+    trials = {(arm, seed): ([10.0], [value]) for seed in range(3) for arm, value in (("a", 2.0 + seed), ("b", 1.0))}
+    # a − b = 1, 2, 3: t = 2/(1/√3) = 2√3, p ≈ 0.0370 with 2 degrees of freedom.
+    s = summarise(make_runs(trials), baselines={"random"}).set_index("arm")
+    assert s.loc["a", "p_value"] == pytest.approx(0.5 - 2 * math.sqrt(3) / (2 * math.sqrt(2 + 12)))
+    assert s.loc["a", "not_worse"] is False
+
+
+def test_arm_order_puts_shipped_methods_first_then_natural_order() -> None:
+    arms = ["stn_10to1", "stn", "zeta", "random", "stn_2to1", "stn_fixed_sigma_0.5", "stn_fixed_sigma_0.1", "grid"]
+    assert arm_order(arms) == [
+        "grid",
+        "random",
+        "stn",
+        "stn_2to1",
+        "stn_10to1",
+        "stn_fixed_sigma_0.1",
+        "stn_fixed_sigma_0.5",
+        "zeta",
+    ]
+
+
+def test_summary_is_a_frame_with_the_documented_columns() -> None:
+    from hpobench_stn.aggregate import SUMMARY_COLUMNS
+
+    s = summarise(make_runs(), baselines={"random"})
+    assert list(s.columns) == SUMMARY_COLUMNS
+    assert isinstance(s, pd.DataFrame)

@@ -1,0 +1,71 @@
+"""Figures: every file is written, arms keep their colours everywhere, the budget adds up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from report_fixtures import make_runs
+
+from hpobench_stn.figures import (
+    CATEGORIES,
+    arm_styles,
+    budget_table,
+    plot_best_vs_time,
+    plot_schedules,
+    write_figures,
+)
+from hpobench_stn.report import KNOWN_ARMS
+
+
+def test_write_figures_writes_pdf_and_png_of_every_figure(tmp_path: Path) -> None:
+    paths = write_figures(make_runs(), tmp_path / "plots")
+    stems = ["best_val_vs_time", "best_val_vs_log_time", "final_best", "budget", "schedule_t"]
+    assert [p.name for p in paths] == [f"{s}.{ext}" for s in stems for ext in ("pdf", "png")]
+    for path in paths:
+        assert path.stat().st_size > 1000
+        assert path.read_bytes()[:4] in (b"%PDF", b"\x89PNG")
+
+
+def test_time_scale_option(tmp_path: Path) -> None:
+    names = {p.name for p in write_figures(make_runs(), tmp_path, times=("log",))}
+    assert "best_val_vs_log_time.pdf" in names
+    assert "best_val_vs_time.pdf" not in names
+    with pytest.raises(ValueError, match="time scale must be 'linear' or 'log', got 'sqrt'"):
+        write_figures(make_runs(), tmp_path, times=("sqrt",))
+
+
+def test_every_arm_keeps_its_style_whatever_else_is_plotted() -> None:
+    alone = arm_styles(["stn"])["stn"]
+    crowded = arm_styles(["grid", "stn_1to1", "random", "stn", "zeta"])
+    assert crowded["stn"].color == alone.color
+    known = arm_styles(KNOWN_ARMS)
+    assert len({s.color for s in known.values()}) == len(KNOWN_ARMS)  # shipped methods never share a colour
+    extra = arm_styles([*KNOWN_ARMS, "x1", "x2", "x3"])
+    assert len({s.color for s in extra.values()}) == len(KNOWN_ARMS) + 3
+
+
+def test_budget_categories_add_up_to_the_budget() -> None:
+    table = budget_table(make_runs()).set_index("arm")
+    # a: train 27 → training; validate 2; ask 1 → method; 30 charged of 30: no idle.
+    assert table.loc["a", list(CATEGORIES)].tolist() == [27.0, 2.0, 1.0, 0.0, 0.0]
+    # b: train 20, hyper 6 → method, validate 3: 29 charged, 1 s idle.
+    assert table.loc["b", list(CATEGORIES)].tolist() == [20.0, 3.0, 6.0, 0.0, 1.0]
+
+
+def test_curve_panels_and_legend_name_every_arm() -> None:
+    fig = plot_best_vs_time(make_runs())
+    assert [ax.get_title() for ax in fig.axes] == ["t (smoke)"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]
+    plt.close(fig)
+
+
+def test_schedules_show_each_hyperparameter_without_sigma() -> None:
+    runs = make_runs()
+    fig = plot_schedules(runs, "t")
+    assert fig is not None
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["dropout"]
+    assert len(fig.axes[0].lines) == 3  # one line per seed
+    plt.close(fig)
+    assert plot_schedules(runs, "no such task") is None
