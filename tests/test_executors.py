@@ -76,6 +76,48 @@ def test_dask_suite_equals_the_local_suite_apart_from_timings(run_cli: CliRunner
         assert "1 threads" in load_final(final.parent).meta.device  # the pinned thread count is recorded
 
 
+REPLAY_SUITE = """
+[suite]
+name = "replay"
+tasks = ["digits_mlp"]
+methods = ["replay", "stn"]
+seeds = [0, 1]
+preset = "smoke"
+budget_s = 3
+tune = ["dropout_in", "dropout_h1"]
+
+[methods.stn]
+schedule_every = 2
+
+[methods.replay]
+method = "schedule_replay"
+arm = "stn"
+"""
+
+
+def test_replay_arms_run_in_a_second_wave_after_the_runs_they_replay(run_cli: CliRunner, tmp_path: Path) -> None:
+    """The replay arm is listed first, yet each replay reads the same seed's finished STN run."""
+    suite = tmp_path / "replay.toml"
+    suite.write_text(REPLAY_SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli(
+        "suite", str(suite), "--out", str(out), "--device", "cpu",
+        "--executor", "dask", "--workers", "2", "--threads-per-run", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    done = [line.split(":")[0].split("] ")[1] for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert sorted(done[:2]) == ["digits_mlp/smoke/stn/seed0", "digits_mlp/smoke/stn/seed1"]  # wave 1
+    assert sorted(done[2:]) == ["digits_mlp/smoke/replay/seed0", "digits_mlp/smoke/replay/seed1"]  # wave 2
+    for seed in (0, 1):
+        replay = load_final(out / "digits_mlp" / "smoke" / "replay" / f"seed{seed}")
+        stn = load_final(out / "digits_mlp" / "smoke" / "stn" / f"seed{seed}")
+        assert replay.meta.arm == "replay"
+        assert replay.meta.tuned == ["dropout_in", "dropout_h1"]
+        assert replay.meta.started_at >= stn.meta.started_at
+        _, trials, _ = load_log(out / "digits_mlp" / "smoke" / "replay" / f"seed{seed}")
+        assert trials[0].status is TrialStatus.COMPLETE
+
+
 def test_dask_without_workers_or_scheduler_is_refused(run_cli: CliRunner, tmp_path: Path) -> None:
     result = run_cli("suite", "smoke", "--out", str(tmp_path), "--executor", "dask", cwd=tmp_path)
     assert result.returncode == 2
