@@ -19,10 +19,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .records import FINAL_NAME, LOG_NAME, RecordError, RunState, load_final, load_log
+from .records import FINAL_NAME, LOG_NAME, FinalRecord, RecordError, RunState, load_final, load_log
 
 __all__ = ["COLUMNS", "KNOWN_ARMS", "PHASE_GROUPS", "Runs", "arm_order", "collect", "load_runs", "write_csv"]
 
@@ -114,27 +115,29 @@ def collect(root: Path) -> pd.DataFrame:
                 }
             )
             continue
-        m = final.meta
-        rows.append(
-            {
-                "task": m.task,
-                "preset": m.preset,
-                "arm": m.arm or m.method,
-                "method": m.method,
-                "seed": m.seed,
-                "budget_s": m.budget_s,
-                "n_trials": final.n_trials,
-                "n_complete": final.n_complete,
-                "best_val": final.incumbent_val_loss,
-                "test_at_best": final.incumbent_test_loss,
-                "elapsed_s": final.elapsed_s,
-                "wall_s": final.wall_s,
-                "status": RunState.COMPLETE.value,
-            }
-        )
+        rows.append({**_final_row(final), "status": RunState.COMPLETE.value})
     if not rows:
         raise FileNotFoundError(f"no runs under {str(root)!r}")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["task", "preset", "arm", "seed"], ignore_index=True)
+
+
+def _final_row(final: FinalRecord) -> dict[str, Any]:
+    """The per-run columns a finished run's ``final.json`` holds (all of :data:`COLUMNS` but ``status``)."""
+    m = final.meta
+    return {
+        "task": m.task,
+        "preset": m.preset,
+        "arm": m.arm or m.method,
+        "method": m.method,
+        "seed": m.seed,
+        "budget_s": m.budget_s,
+        "n_trials": final.n_trials,
+        "n_complete": final.n_complete,
+        "best_val": final.incumbent_val_loss,
+        "test_at_best": final.incumbent_test_loss,
+        "elapsed_s": final.elapsed_s,
+        "wall_s": final.wall_s,
+    }
 
 
 def write_csv(root: Path, csv_path: Path) -> pd.DataFrame:
@@ -182,18 +185,7 @@ def load_runs(root: Path) -> Runs:
         key = {"task": meta.task, "arm": meta.arm or meta.method, "seed": meta.seed}
         run_rows.append(
             {
-                "task": meta.task,
-                "preset": meta.preset,
-                "arm": key["arm"],
-                "method": meta.method,
-                "seed": meta.seed,
-                "budget_s": meta.budget_s,
-                "n_trials": final.n_trials,
-                "n_complete": final.n_complete,
-                "best_val": final.incumbent_val_loss,
-                "test_at_best": final.incumbent_test_loss,
-                "elapsed_s": final.elapsed_s,
-                "wall_s": final.wall_s,
+                **_final_row(final),
                 "git_sha": meta.git_sha,
                 "git_dirty": meta.git_dirty,
                 "device": meta.device,
