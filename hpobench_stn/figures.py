@@ -56,7 +56,6 @@ _FIXED_COLOURS = {
     "grid": 7,
     "schedule_replay": 9,
 }
-_SPARE_COLOURS = (3, 8, 6)
 # Line styles of the shipped methods (STN solid, the one a reader looks for); other arms cycle.
 _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "stn": "-",
@@ -90,17 +89,19 @@ class ArmStyle:
 def arm_styles(arms: Iterable[str]) -> dict[str, ArmStyle]:
     """One style per arm: the shipped methods always get the same one; other arms the unused colours."""
     palette = sns.color_palette("colorblind", 10)
+    dark = sns.color_palette("dark", 10)
+    spare = [palette[3], palette[6], dark[0], dark[3], dark[4], dark[2], palette[8]]
     styles: dict[str, ArmStyle] = {}
     others = 0
     for arm in arm_order(arms):
         if arm in _FIXED_COLOURS:
-            i = _FIXED_COLOURS[arm]
-        else:  # the unused colours first, then the palette again (the line style still differs)
-            i = _SPARE_COLOURS[others] if others < len(_SPARE_COLOURS) else others % 10
+            color = palette[_FIXED_COLOURS[arm]]
+        else:  # the palette's unused colours, then its dark variants, then around again
+            color = spare[others % len(spare)]
             others += 1
         n = len(styles)
         linestyle = _FIXED_LINESTYLES.get(arm, _LINESTYLES[n % len(_LINESTYLES)])
-        styles[arm] = ArmStyle(palette[i], linestyle, _MARKERS[n % len(_MARKERS)])
+        styles[arm] = ArmStyle(color, linestyle, _MARKERS[n % len(_MARKERS)])
     return styles
 
 
@@ -295,7 +296,9 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
         space = None
     ncols = min(4, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH_IN, 1.55 * nrows + 0.6), squeeze=False, sharex=True)
+    # One hyperparameter (the schedule suite) gets a panel of its own shape, not a flat strip.
+    size = (FULL_WIDTH_IN, 1.55 * nrows + 0.6) if len(names) > 1 else (FULL_WIDTH_IN * 0.6, 3.0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharex=True)
     seed_styles = ("-", "--", ":", "-.")
     seeds = sorted(s["seed"].unique())
     for ax, name in zip(axes.flat, names, strict=False):
@@ -334,7 +337,7 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
         fig.tight_layout(rect=(0, 0.09, 1, 1))
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, title=arms[0])
     else:
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        fig.tight_layout(rect=(0, 0.08 if len(names) > 1 else 0.12, 1, 1))
         _legend_below(fig, styles, arms)
     return fig
 

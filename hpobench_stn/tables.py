@@ -118,8 +118,9 @@ def _legend(summary: pd.DataFrame) -> str:
         "lowest mean per task; † not significantly worse than it at α = 0.05 by "
         f"{how}. Trials: evaluations per run (for STN, one per epoch of its single training run), in "
         "brackets those that trained all their epochs and those that failed (a non-finite loss). Time to "
-        "target: median charged seconds to reach the best baseline method's mean final value (seeds that "
-        "never did count as infinitely late), and how many seeds reached it."
+        "target: median charged seconds to reach the best black-box method's mean final value (the best "
+        "method's when the table has no black-box method; seeds that never did count as infinitely late), "
+        "and how many seeds reached it."
     )
 
 
