@@ -37,6 +37,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from .aggregate import bands, curves
 from .registry import RegistryError, get_task
 from .report import KNOWN_ARMS, PHASE_GROUPS, Runs, arm_order
+from .space import Int
 
 __all__ = ["ArmStyle", "arm_styles", "write_figures"]
 
@@ -136,16 +137,9 @@ def _task_title(runs: pd.DataFrame, task: str) -> str:
     return f"{task} ({presets})"
 
 
-def _legend_below(fig: Figure, styles: dict[str, ArmStyle], arms: Sequence[str], markers: bool = False) -> None:
+def _legend_below(fig: Figure, styles: dict[str, ArmStyle], arms: Sequence[str]) -> None:
     handles = [
-        Line2D(
-            [],
-            [],
-            color=styles[a].color,
-            linestyle=cast(Any, styles[a].linestyle if not markers else "none"),  # a style matplotlib accepts
-            marker=styles[a].marker if markers else None,
-            label=a,
-        )
+        Line2D([], [], color=styles[a].color, linestyle=cast(Any, styles[a].linestyle), label=a)  # a style it accepts
         for a in arms
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, bbox_to_anchor=(0.5, 0))
@@ -312,12 +306,12 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
         if space is not None and name in space:
             dist = space[name]
             low, high = float(dist.low), float(dist.high)
-            if getattr(dist, "log", False):
+            if dist.log:
                 ax.set_yscale("log")
                 ax.set_ylim(low, high)
             else:
                 pad = 0.04 * (high - low)
-                ax.set_ylim(low - pad, high + 1 + pad if type(dist).__name__ == "Int" else high + pad)
+                ax.set_ylim(low - pad, high + 1 + pad if isinstance(dist, Int) else high + pad)  # Ints reach high+1
     for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for ax in axes[-1]:

@@ -25,8 +25,9 @@ says which method it runs with which options, so one suite can compare variants 
     method = "stn"              # the registered method; the other keys are its options
     train_steps = 1
 
-Runs are filed and reported under the arm's name. ``schedule_replay`` arms may replay another arm's
-runs (``arm = "stn"``); they run after every other arm (:meth:`Suite.waves`).
+Runs are filed and reported under the arm's name. An arm whose method takes an option named ``arm``
+reads another arm's runs (``schedule_replay`` with ``arm = "stn"`` replays them); such arms run after
+every other arm (:meth:`Suite.waves`), and the option must name another arm of the suite.
 
 **A part of the space.** ``tune = ["dropouto"]`` in ``[suite]`` opens only those hyperparameters to
 every method; the others stay at the task's defaults (the ``schedule`` suite's one-dimensional
@@ -201,7 +202,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
                 arm_methods[arm] = method
         arm_options[arm] = opts
     for arm, opts in arm_options.items():
-        source = opts.get("arm") if arm_methods.get(arm, arm) == "schedule_replay" else None
+        source = opts.get("arm")  # an option named `arm` reads another arm's runs (Suite.waves)
         if source is not None and (source not in methods or source == arm):
             raise SuiteError(
                 f"{path}: [methods.{arm}].arm = {source!r}: expected another arm of this suite, one of {list(methods)}"

@@ -45,6 +45,8 @@ def test_time_grid_linear_and_log() -> None:
         time_grid(10, 3, log=True, start_s=10)
     with pytest.raises(ValueError, match="points must be >= 2"):
         time_grid(10, 1)
+    with pytest.raises(ValueError, match="budget_s must be > 0, got 0"):
+        time_grid(0, 3)
 
 
 def test_curves_put_every_run_on_its_tasks_grid() -> None:

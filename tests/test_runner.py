@@ -251,3 +251,26 @@ def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path: Path) -
     with pytest.raises(RunMismatchError):  # {} means points=3 today: another experiment
         execute(spec, tmp_path, device="cpu")
     assert execute(_spec(0.5, method="grid"), tmp_path, clock=UnreadableClock(), device="cpu").skipped
+
+
+def test_an_empty_tune_is_refused_before_any_run() -> None:
+    from hpobench_stn.runner import check_specs
+    from hpobench_stn.space import SpaceError
+
+    with pytest.raises(
+        SpaceError, match=r"digits_mlp/smoke/random/seed0: tune names no hyperparameter; the task's: \["
+    ):
+        check_specs([RunSpec("digits_mlp", "random", "smoke", 0, Budget(1.0), tune=())])
+
+
+def test_replay_of_an_arm_needs_a_run_filed_by_the_runner(tmp_path: Path) -> None:
+    from hpobench_stn import MethodError, get_method
+    from hpobench_stn.clock import BudgetTimer
+    from hpobench_stn.method import RunContext
+    from hpobench_stn.records import RunLog
+
+    task = DigitsTask("smoke")
+    with RunLog(tmp_path) as log:
+        ctx = RunContext(task, BudgetTimer(Budget(1.0), FakeClock()), RunSeeds.from_master(0), log, "schedule_replay")
+        with pytest.raises(MethodError, match="option arm needs a run filed by the runner"):
+            get_method("schedule_replay")({"arm": "stn"}).source(ctx)  # type: ignore[attr-defined]
