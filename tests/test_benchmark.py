@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -48,7 +47,6 @@ def test_a_second_invocation_runs_nothing_and_regenerates_the_report(
     smoke: tuple[Path, str, str], run_cli: CliRunner
 ) -> None:
     out, _, _ = smoke
-    start = time.perf_counter()
     again = run_cli("suite", "smoke", "--out", str(out), cwd=out)
     assert again.returncode == 0, again.stderr
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
@@ -56,5 +54,4 @@ def test_a_second_invocation_runs_nothing_and_regenerates_the_report(
     assert all("already complete" in line for line in lines)
     before = (out / "summary.md").read_text()
     report = make_report(out)
-    assert report.markdown == before  # the same runs give the same table
-    assert time.perf_counter() - start < 60
+    assert report.markdown == before  # the same runs give the same table (its time: benchmarks/report_time.py)
