@@ -2,8 +2,8 @@
 
 Both pipelines do the same work on the same CIFAR-sized images, in the same process: colour jitter
 (brightness 0.4, contrast 0.4, saturation 0.4, hue 0.1) then cutout (one 8×8 hole), from uint8 HWC
-images to float CHW tensors in ``[0, 1]``. The batched pipeline is :func:`hpobench_stn.augment.color_jitter`
-and :func:`hpobench_stn.augment.cutout` on a ``(N, 3, 32, 32)`` tensor; the reference is
+images to float CHW tensors in ``[0, 1]``. The batched pipeline is :func:`hpobench_stn.nn.augment.color_jitter`
+and :func:`hpobench_stn.nn.augment.cutout` on a ``(N, 3, 32, 32)`` tensor; the reference is
 ``transforms.ColorJitter`` on each PIL image, ``to_tensor``, and a per-image cutout (DeVries & Taylor).
 
     python benchmarks/augment_speed.py [--n 2048] [--threads 1] [--device cpu]
@@ -20,7 +20,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
-from hpobench_stn.augment import color_jitter, cutout
+from hpobench_stn.nn.augment import color_jitter, cutout
 
 BRIGHTNESS = CONTRAST = SATURATION = 0.4
 HUE = 0.1
@@ -85,7 +85,7 @@ def main() -> None:
         slow.append(time.perf_counter() - t0)
     fast_ips, slow_ips = args.n / min(fast), args.n / min(slow)
     print(f"device {device}, {torch.get_num_threads()} thread(s), {args.n} images of 32×32, best of {args.repeats}")
-    print(f"batched per-example (hpobench_stn.augment): {fast_ips:12,.0f} images/s")
+    print(f"batched per-example (hpobench_stn.nn.augment): {fast_ips:12,.0f} images/s")
     print(f"per-image PIL (torchvision ColorJitter + cutout): {slow_ips:8,.0f} images/s")
     print(f"speed-up: {fast_ips / slow_ips:.1f}x (target >= 20x)")
 

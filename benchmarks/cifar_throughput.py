@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from hpobench_stn import Budget, BudgetTimer, Config, RunSeeds, WallClock
-from tasks.cifar_alexnet import CifarAlexNet
+from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
 
 REGULARISED: Config = {
     "dropout_conv1": 0.1,

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from hpobench_stn import Budget
-from hpobench_stn.records import load_log
-from hpobench_stn.runner import RunSpec, execute
+from hpobench_stn.harness.records import load_log
+from hpobench_stn.harness.runner import RunSpec, execute
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Measures the median wall time of one forward + backward pass (loss = sum of the 
 LSTM stack, one layer per module, for three implementations:
 
 * ``nn.LSTM``: PyTorch's fused kernel (cuDNN on CUDA), the baseline model's layer;
-* ``HyperLSTM``: :class:`hpobench_stn.hyper.HyperLSTM` (input projection of all time steps hoisted out of
+* ``HyperLSTM``: :class:`hpobench_stn.nn.HyperLSTM` (input projection of all time steps hoisted out of
   the loop, one fused recurrent product per step), ``h`` random ``(N, 7)``, gates from
   ``reset_hyper_path(gen, 0.01)``;
 * original: the official STN code's design, written out here: a cell with two hyper-linear modules
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpobench_stn.hyper import HyperLSTM
+from hpobench_stn.nn import HyperLSTM
 
 N_HPARAMS = 7  # columns of h, as for the PTB task's hyperparameters
 

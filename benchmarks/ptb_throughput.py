@@ -22,7 +22,7 @@ import torch
 
 from hpobench_stn import Budget, BudgetTimer, RunSeeds, WallClock
 from hpobench_stn.datasets import DATA_ENV
-from tasks.ptb_lstm import REGULARISED, PTBTask
+from hpobench_stn.tasks.ptb_lstm import REGULARISED, PTBTask
 
 
 def sync(device: torch.device) -> None:

@@ -36,11 +36,11 @@ from pathlib import Path
 import torch
 
 from hpobench_stn import Task
-from hpobench_stn.hparams import HParams
-from hpobench_stn.hyper import hyper_input_of, init_hyper_path
-from hpobench_stn.seeding import RunSeeds
-from tasks.cifar_alexnet import CifarAlexNet
-from tasks.ptb_lstm import REGULARISED, PTBTask
+from hpobench_stn.foundation.seeding import RunSeeds
+from hpobench_stn.nn import hyper_input_of, init_hyper_path
+from hpobench_stn.nn.hparams import HParams
+from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
+from hpobench_stn.tasks.ptb_lstm import REGULARISED, PTBTask
 
 CIFAR_REGULARISED = {
     **{f"dropout_conv{i}": 0.1 for i in range(1, 6)},

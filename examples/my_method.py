@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpobench_stn import AskTellMethod, Config, Int, SearchSpace, register_method
-from hpobench_stn.space import Distribution
+from hpobench_stn.foundation.space import Distribution
 
 _GROW = 1.5  # step multiplier after an improvement
 _SHRINK = _GROW ** (-0.25)  # after a failure: four failures undo one success (the 1/5th rule)

@@ -5,10 +5,13 @@ records, the runner and the CLI. Methods and tasks are plug-ins that import the 
 themselves by name; the core finds them through entry points and never imports one by name.
 """
 
-from .clock import Budget, BudgetTimer, Clock, FakeClock, WallClock
-from .method import AskTellMethod, Method, MethodError, NoOptions, ProposalError, RunContext
-from .records import FinalRecord, RunMetadata, ScheduleRecord, TrialRecord, TrialStatus
-from .registry import (
+from .foundation.clock import Budget, BudgetTimer, Clock, FakeClock, WallClock
+from .foundation.seeding import RunSeeds
+from .foundation.space import Config, Float, HParamKind, Int, SearchSpace, SpaceError
+from .harness.batches import Batch, Split, sequential_batches, shuffled_batches
+from .harness.method import AskTellMethod, Method, MethodError, NoOptions, ProposalError, RunContext
+from .harness.records import FinalRecord, RunMetadata, ScheduleRecord, TrialRecord, TrialStatus
+from .harness.registry import (
     RegistryError,
     get_method,
     get_task,
@@ -18,19 +21,7 @@ from .registry import (
     register_task,
     task_names,
 )
-from .seeding import RunSeeds
-from .space import Config, Float, HParamKind, Int, SearchSpace, SpaceError
-from .task import (
-    Batch,
-    EvalResult,
-    FitResult,
-    Preset,
-    Split,
-    Task,
-    TaskError,
-    sequential_batches,
-    shuffled_batches,
-)
+from .harness.task import EvalResult, FitResult, Preset, Task, TaskError
 
 __all__ = [
     "AskTellMethod",

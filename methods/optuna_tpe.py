@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpobench_stn import AskTellMethod, Config, SearchSpace, register_method
-from hpobench_stn.backends import to_optuna
+from hpobench_stn.harness.backends import to_optuna
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The STN paper's "LSTM with the STN schedule": the schedule STN found, replayed on the baseline model
 (no hypernetwork) under the same clock, data, initial weights and noise as any other trial of the run
-seed. Training step ``s`` uses the schedule's values at ``s`` (:class:`hpobench_stn.schedule.Schedule`:
+seed. Training step ``s`` uses the schedule's values at ``s`` (:class:`hpobench_stn.harness.schedule.Schedule`:
 piecewise constant, Ints floored; the last values hold after the schedule ends). One trial of
 ``preset.epochs`` epochs, validated after each epoch like every black-box trial; hyperparameters the
 schedule does not name stay at their defaults.
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpobench_stn import Method, MethodError, RunContext, Task, register_method
-from hpobench_stn.method import phase_delta
-from hpobench_stn.records import FINAL_NAME, RecordError, load_log
-from hpobench_stn.schedule import Schedule
-from hpobench_stn.space import SpaceError
+from hpobench_stn.foundation.space import SpaceError
+from hpobench_stn.harness.method import phase_delta
+from hpobench_stn.harness.records import FINAL_NAME, RecordError, load_log
+from hpobench_stn.harness.schedule import Schedule
 
 
 @dataclass(frozen=True)

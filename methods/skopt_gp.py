@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpobench_stn import AskTellMethod, Config, SearchSpace, register_method
-from hpobench_stn.backends import to_skopt
+from hpobench_stn.harness.backends import to_skopt
 
 _ACQ = ("gp_hedge", "EI", "PI", "LCB")
 

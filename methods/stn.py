@@ -50,9 +50,9 @@ from hpobench_stn import (
     TrialStatus,
     register_method,
 )
-from hpobench_stn.hparams import HParams
-from hpobench_stn.hyper import HyperInput, hyper_input_of, init_hyper_path
-from hpobench_stn.method import phase_delta
+from hpobench_stn.harness.method import phase_delta
+from hpobench_stn.nn import HyperInput, hyper_input_of, init_hyper_path
+from hpobench_stn.nn.hparams import HParams
 
 DEFAULT_WARMUP_EPOCHS = 1
 DEFAULT_HYPER_LR = 3e-3

@@ -92,11 +92,11 @@ from hpobench_stn import (
     TaskError,
     register_task,
 )
-from hpobench_stn.augment import color_jitter, cutout
 from hpobench_stn.datasets.cifar10 import load_cifar10, paper_split
-from hpobench_stn.hyper import Layers
-from hpobench_stn.regularizers import channel_dropout, element_dropout, scale_noise
-from hpobench_stn.task import sequential_batches, shuffled_batches
+from hpobench_stn.harness.batches import sequential_batches, shuffled_batches
+from hpobench_stn.nn import Layers
+from hpobench_stn.nn.augment import color_jitter, cutout
+from hpobench_stn.nn.regularizers import channel_dropout, element_dropout, scale_noise
 
 __all__ = ["AlexNet", "CifarAlexNet", "CifarPreset"]
 
@@ -134,7 +134,7 @@ class AlexNet(nn.Module):
         fc_hidden: units of the two hidden fc layers.
         num_classes: output logits.
         layers: the layer factory: plain torch layers (baseline, default) or
-            :class:`~hpobench_stn.hyper.HyperLayers` (the STN model); one architecture for both.
+            :class:`~hpobench_stn.nn.HyperLayers` (the STN model); one architecture for both.
 
     Shape:
         x: ``(N, 3, 32, 32)`` normalised images; rates: ``(N, 7)`` dropout rates (five conv layers,

@@ -48,9 +48,9 @@ from hpobench_stn import (
     Task,
     register_task,
 )
-from hpobench_stn.hyper import Layers, weight_sq_norm
-from hpobench_stn.regularizers import checks_values, element_dropout
-from hpobench_stn.task import shuffled_batches
+from hpobench_stn.harness.batches import shuffled_batches
+from hpobench_stn.nn import Layers, weight_sq_norm
+from hpobench_stn.nn.regularizers import checks_values, element_dropout
 
 N_TEST = 397
 N_TRAIN = 300
@@ -68,7 +68,7 @@ class DigitsMLP(nn.Module):
     """64 → hidden → hidden → 10 with per-example dropout rates.
 
     ``layers`` builds the three linear layers: plain ``nn.Linear`` (the baseline) or hyper-layers
-    (:class:`~hpobench_stn.hyper.HyperLayers`, the STN model): one architecture for both.
+    (:class:`~hpobench_stn.nn.HyperLayers`, the STN model): one architecture for both.
 
     Shape:
         x: ``(N, 64)``; rates: each ``(N,)``; output: ``(N, 10)`` logits.

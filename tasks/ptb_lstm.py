@@ -14,7 +14,7 @@ the masked ``W_hh`` (``torch._VF.lstm``, the call ``nn.LSTM.forward`` makes). Pe
 rates would need one ``W_hh`` per example, which the kernels cannot take: the model raises
 :class:`~hpobench_stn.TaskError`, and STN perturbs ``wdrop`` once per batch (``batch_level_hparams``).
 The STN model (``build_network`` with hyper-layers) is the same architecture built from ``HyperEmbedding`` and
-``HyperLSTM`` layers (:mod:`hpobench_stn.hyper`); DropConnect masks its ``W_hh`` and ``U_hh`` alike.
+``HyperLSTM`` layers (:mod:`hpobench_stn.nn`); DropConnect masks its ``W_hh`` and ``U_hh`` alike.
 
 Training: truncated BPTT as in the STN baseline (``lstm/train_basic.py``): the training tokens are cut
 into ``batch_size`` contiguous columns and read in windows of a **fixed** ``bptt`` tokens (AWD-LSTM
@@ -100,8 +100,8 @@ from hpobench_stn import (
 )
 from hpobench_stn.datasets import resolve_data_root
 from hpobench_stn.datasets.ptb import PTBCorpus, load_ptb
-from hpobench_stn.hyper import HyperLSTM, Layers, is_hyper_path
-from hpobench_stn.regularizers import (
+from hpobench_stn.nn import HyperLSTM, Layers, is_hyper_path
+from hpobench_stn.nn.regularizers import (
     activation_regularization,
     drop_connect,
     embedding_dropout_mask,
@@ -156,7 +156,7 @@ class TiedLSTM(nn.Module):
     """Tied embedding → stacked one-layer LSTMs → decoder, with per-example regularisation rates.
 
     ``layers`` builds the embedding and the LSTMs: plain torch layers (the baseline: ``nn.Embedding``
-    and the fused ``nn.LSTM`` kernel) or :class:`~hpobench_stn.hyper.HyperLayers` (the STN model:
+    and the fused ``nn.LSTM`` kernel) or :class:`~hpobench_stn.nn.HyperLayers` (the STN model:
     ``HyperEmbedding`` and ``HyperLSTM``); the rest of the architecture is shared. The decoder is the
     elementary embedding's transpose plus a bias, in both.
 

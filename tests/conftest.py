@@ -33,8 +33,8 @@ from hpobench_stn import (
     register_task,
     task_names,
 )
-from hpobench_stn import registry as registry_module
-from tasks.digits_mlp import DigitsTask
+from hpobench_stn.harness import registry as registry_module
+from hpobench_stn.tasks.digits_mlp import DigitsTask
 
 # Decoded dataset caches go to the project's ignored .cache/, never into a shared data folder.
 os.environ.setdefault("HPOBENCH_STN_CACHE", str(Path(__file__).resolve().parents[1] / ".cache"))

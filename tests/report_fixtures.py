@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-from hpobench_stn.report import Runs
+from hpobench_stn.reporting.load import Runs, arm_order
 
 # (arm, seed) → (elapsed_s per trial, best_so_far per trial)
 TRIALS: dict[tuple[str, int], tuple[list[float], list[float]]] = {
@@ -81,4 +81,4 @@ def make_runs(trials: dict[tuple[str, int], tuple[list[float], list[float]]] = T
     phase_cols = [c for c in runs.columns if c.startswith("phase/")]
     runs[phase_cols] = runs[phase_cols].fillna(0.0)
     trials_df = pd.DataFrame(trial_rows)
-    return Runs(runs, trials_df, pd.DataFrame(schedule_rows), incomplete=0)
+    return Runs(runs, trials_df, pd.DataFrame(schedule_rows), incomplete=0, arms=tuple(arm_order(runs["arm"])))

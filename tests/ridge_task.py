@@ -21,7 +21,7 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 
 from hpobench_stn import Batch, Config, Float, Preset, RunSeeds, SearchSpace, Split, Task
-from hpobench_stn.hyper import Layers, weight_sq_norm
+from hpobench_stn.nn import Layers, weight_sq_norm
 
 LOW, HIGH = 1e-3, 1e3
 

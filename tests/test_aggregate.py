@@ -9,17 +9,19 @@ import pandas as pd
 import pytest
 from report_fixtures import make_runs
 
-from hpobench_stn.aggregate import (
+from hpobench_stn.reporting.aggregate import (
+    CATEGORIES,
     PairedTest,
     bands,
     best_so_far_at,
+    budget_table,
     curves,
     paired_test,
     summarise,
     time_grid,
     time_to_target,
 )
-from hpobench_stn.report import arm_order
+from hpobench_stn.reporting.load import arm_order
 
 nan = math.nan
 
@@ -169,8 +171,16 @@ def test_arm_order_puts_shipped_methods_first_then_natural_order() -> None:
 
 
 def test_summary_is_a_frame_with_the_documented_columns() -> None:
-    from hpobench_stn.aggregate import SUMMARY_COLUMNS
+    from hpobench_stn.reporting.aggregate import SUMMARY_COLUMNS
 
     s = summarise(make_runs(), baselines={"random"})
     assert list(s.columns) == SUMMARY_COLUMNS
     assert isinstance(s, pd.DataFrame)
+
+
+def test_budget_categories_add_up_to_the_budget() -> None:
+    table = budget_table(make_runs()).set_index("arm")
+    # a: train 27 → training; validate 2; ask 1 → method; 30 charged of 30: no idle.
+    assert table.loc["a", list(CATEGORIES)].tolist() == [27.0, 2.0, 1.0, 0.0, 0.0]
+    # b: train 20, hyper 6 → method, validate 3: 29 charged, 1 s idle.
+    assert table.loc["b", list(CATEGORIES)].tolist() == [20.0, 3.0, 6.0, 0.0, 1.0]

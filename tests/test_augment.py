@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.transforms import functional as TF
 
-from hpobench_stn.augment import (
+from hpobench_stn.nn.augment import (
     adjust_brightness,
     adjust_contrast,
     adjust_hue,
@@ -146,7 +146,7 @@ def test_cutout_fills_with_the_given_per_channel_value(images: torch.Tensor) -> 
 def test_fused_colour_map_equals_the_single_operations_in_order(images: torch.Tensor) -> None:
     """Without hue, the fused per-example map is brightness → contrast → saturation applied one by one
     (mid-range images and mild factors, so no intermediate value is clipped)."""
-    from hpobench_stn.augment import color_matrix
+    from hpobench_stn.nn.augment import color_matrix
 
     x = 0.4 + 0.2 * images  # values in [0.4, 0.6]
     g = torch.Generator().manual_seed(1)
@@ -161,7 +161,7 @@ def test_fused_colour_map_equals_the_single_operations_in_order(images: torch.Te
 
 def test_fused_hue_rotation_keeps_greys_and_luma() -> None:
     """The YIQ hue rotation used by color_jitter leaves grey pixels unchanged and keeps each pixel's luma."""
-    from hpobench_stn.augment import color_matrix
+    from hpobench_stn.nn.augment import color_matrix
 
     ones = torch.ones(8)
     matrix, offset = color_matrix(ones, ones, ones, torch.linspace(-0.5, 0.5, 8))

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import CliRunner
 
-from hpobench_stn.publish import default_plots_dir, make_report
-from hpobench_stn.suite import load_suite
+from hpobench_stn.orchestration.suite import load_suite
+from hpobench_stn.reporting.pipeline import default_plots_dir, make_report
 
 pytestmark = pytest.mark.slow
 

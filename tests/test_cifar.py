@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-import tasks.cifar_alexnet  # noqa: F401  (registers the task)
+import hpobench_stn.tasks.cifar_alexnet  # noqa: F401  (registers the task)
 from hpobench_stn import Budget, HParamKind, Int, RunSeeds, TaskError, get_task
 from hpobench_stn.datasets import DataError
 from hpobench_stn.datasets import cifar10 as cifar_module
 from hpobench_stn.datasets.cifar10 import JPEG_NPZ, load_cifar10, paper_split
-from hpobench_stn.records import load_final
-from hpobench_stn.runner import RunSpec, execute
-from tasks.cifar_alexnet import AlexNet, CifarAlexNet, CifarPreset
+from hpobench_stn.harness.records import load_final
+from hpobench_stn.harness.runner import RunSpec, execute
+from hpobench_stn.tasks.cifar_alexnet import AlexNet, CifarAlexNet, CifarPreset
 
 
 def _data_root() -> Path | None:

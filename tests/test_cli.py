@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import CliRunner
 
-from hpobench_stn.records import FINAL_NAME, LOG_NAME, load_final, load_log
-from hpobench_stn.report import COLUMNS
+from hpobench_stn.harness.records import FINAL_NAME, LOG_NAME, load_final, load_log
+from hpobench_stn.reporting.load import COLUMNS
 
 BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp", "stn"]
 RUN = [
@@ -60,6 +60,7 @@ def finished_run(run_cli: CliRunner, tmp_path_factory: pytest.TempPathFactory) -
     proc = run_cli(*RUN, "--budget", "3", "--out", str(out), cwd=out.parent)
     assert proc.returncode == 0, proc.stderr
     assert "digits_mlp/smoke/random/seed0:" in proc.stdout
+    (out.parent / "header.txt").write_text(proc.stdout.splitlines()[0])
     return out
 
 
@@ -304,3 +305,39 @@ def test_suite_with_an_unknown_preset_fails_before_any_run(run_cli: CliRunner, t
     proc = run_cli("suite", str(suite), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 2
     assert "unknown preset 'papr' for task 'digits_mlp'; known: smoke, cpu" in proc.stderr
+
+
+def test_run_without_preset_or_seed_uses_the_cpu_preset_and_seed_0_and_says_so(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    argv = ["run", "--task", "digits_mlp", "--method", "random", "--budget", "1", "--device", "cpu"]
+    proc = run_cli(*argv, "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    header = proc.stdout.splitlines()[0]
+    assert header == (
+        "run: task digits_mlp, method random, preset cpu (the task's default: cpu, else smoke), "
+        "seed 0 (default), budget 1s"
+    )
+    meta = load_final(out / "digits_mlp" / "cpu" / "random" / "seed0").meta
+    assert (meta.preset, meta.seed) == ("cpu", 0)
+
+
+def test_run_header_names_given_values_without_calling_them_defaults(finished_run: Path) -> None:
+    # The fixture's run named --preset smoke and --seed 0; its first line of output:
+    header = (finished_run.parent / "header.txt").read_text()
+    assert header == "run: task digits_mlp, method random, preset smoke, seed 0, budget 3s"
+
+
+def test_run_help_lists_every_method_and_task_including_plugins(run_cli: CliRunner, tmp_path: Path) -> None:
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(PLUGIN)
+    proc = run_cli("--plugin", str(plugin), "run", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    methods_line = next(line for line in proc.stdout.splitlines() if line.startswith("methods: "))
+    assert set(methods_line.removeprefix("methods: ").split(", ")) >= {
+        *BUILTIN_METHODS,
+        "schedule_replay",
+        "default_plugin_test",
+    }
+    assert "cifar_alexnet (smoke/cpu/paper), digits_mlp (smoke/cpu), ptb_lstm (smoke/cpu/paper)" in proc.stdout

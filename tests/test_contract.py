@@ -26,9 +26,9 @@ from hpobench_stn import (
     get_task,
     method_names,
 )
-from hpobench_stn.method import AskTellMethod
-from hpobench_stn.records import load_final, load_log
-from hpobench_stn.runner import RunOutcome, RunSpec, execute
+from hpobench_stn.harness.method import AskTellMethod
+from hpobench_stn.harness.records import load_final, load_log
+from hpobench_stn.harness.runner import RunOutcome, RunSpec, execute
 
 TASK = "digits_mlp"
 PRESET = "smoke"

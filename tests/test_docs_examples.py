@@ -21,10 +21,10 @@ from hpobench_stn import (
     get_task,
     load_plugin,
     method_names,
-    registry,
     task_names,
 )
-from hpobench_stn.records import load_final, load_log
+from hpobench_stn.harness import registry
+from hpobench_stn.harness.records import load_final, load_log
 
 ROOT = Path(__file__).resolve().parent.parent
 METHOD_EXAMPLE = ROOT / "examples" / "my_method.py"

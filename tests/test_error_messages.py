@@ -21,17 +21,17 @@ from hpobench_stn import (
     TaskError,
     register_method,
 )
-from hpobench_stn.augment import cutout_mask
-from hpobench_stn.cli import main
 from hpobench_stn.datasets import DataError, resolve_data_root
-from hpobench_stn.records import RecordError, RunLog, ScheduleRecord, load_log
-from hpobench_stn.regularizers import (
+from hpobench_stn.harness.records import RecordError, RunLog, ScheduleRecord, load_log
+from hpobench_stn.nn.augment import cutout_mask
+from hpobench_stn.nn.regularizers import (
     activation_regularization,
     embedding_dropout,
     temporal_activation_regularization,
 )
-from tasks.digits_mlp import DigitsTask
-from tasks.ptb_lstm import batchify
+from hpobench_stn.orchestration.cli import main
+from hpobench_stn.tasks.digits_mlp import DigitsTask
+from hpobench_stn.tasks.ptb_lstm import batchify
 
 
 def test_timer_misuse_is_refused() -> None:
@@ -60,7 +60,7 @@ def test_log_records_need_the_open_log_and_a_known_type(tmp_path: Path) -> None:
 
 def test_schedule_records_round_trip_through_the_log(tmp_path: Path) -> None:
     """Gray-box schedules (RunContext.record_schedule) are read back as ScheduleRecords, in order."""
-    from hpobench_stn.records import RunMetadata
+    from hpobench_stn.harness.records import RunMetadata
 
     meta = RunMetadata("t", "smoke", "m", {}, 0, 1.0, "src", "cpu", "host", None, None, {}, [], "2026-01-01T00:00:00Z")
     records = [ScheduleRecord(step=s, elapsed_s=0.1 * s, values={"dropout": 0.1 * s}) for s in range(3)]

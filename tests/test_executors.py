@@ -14,9 +14,9 @@ from conftest import CliRunner
 from distributed import Client, LocalCluster
 
 from hpobench_stn import Budget
-from hpobench_stn.executors import DaskExecutor, ExecutorError, PinWorker, RunJob, jobs_for
-from hpobench_stn.records import FINAL_NAME, LOG_NAME, TrialStatus, load_final, load_log
-from hpobench_stn.runner import RunSpec
+from hpobench_stn.harness.records import FINAL_NAME, LOG_NAME, TrialStatus, load_final, load_log
+from hpobench_stn.harness.runner import RunSpec
+from hpobench_stn.orchestration.executors import DaskExecutor, ExecutorError, PinWorker, RunJob, jobs_for
 
 pytestmark = pytest.mark.slow
 

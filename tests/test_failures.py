@@ -9,8 +9,8 @@ import pytest
 from conftest import FAIL_ABOVE
 
 from hpobench_stn import AskTellMethod, Budget, FakeClock, TrialRecord, TrialStatus, get_method, method_names
-from hpobench_stn.records import load_final, load_log
-from hpobench_stn.runner import RunOutcome, RunSpec, execute
+from hpobench_stn.harness.records import load_final, load_log
+from hpobench_stn.harness.runner import RunOutcome, RunSpec, execute
 
 TICK = 0.01
 BUDGET_S = 4.2  # ~8 trials when every trial completes; failing trials end at step 0 and cost less

@@ -8,15 +8,13 @@ import matplotlib.pyplot as plt
 import pytest
 from report_fixtures import make_runs
 
-from hpobench_stn.figures import (
-    CATEGORIES,
+from hpobench_stn.reporting.figures import (
     arm_styles,
-    budget_table,
     plot_best_vs_time,
     plot_schedules,
     write_figures,
 )
-from hpobench_stn.report import KNOWN_ARMS
+from hpobench_stn.reporting.load import KNOWN_ARMS
 
 
 def test_write_figures_writes_pdf_and_png_of_every_figure(tmp_path: Path) -> None:
@@ -44,14 +42,6 @@ def test_every_arm_keeps_its_style_whatever_else_is_plotted() -> None:
     assert len({s.color for s in known.values()}) == len(KNOWN_ARMS)  # shipped methods never share a colour
     extra = arm_styles([*KNOWN_ARMS, "x1", "x2", "x3"])
     assert len({s.color for s in extra.values()}) == len(KNOWN_ARMS) + 3
-
-
-def test_budget_categories_add_up_to_the_budget() -> None:
-    table = budget_table(make_runs()).set_index("arm")
-    # a: train 27 → training; validate 2; ask 1 → method; 30 charged of 30: no idle.
-    assert table.loc["a", list(CATEGORIES)].tolist() == [27.0, 2.0, 1.0, 0.0, 0.0]
-    # b: train 20, hyper 6 → method, validate 3: 29 charged, 1 s idle.
-    assert table.loc["b", list(CATEGORIES)].tolist() == [20.0, 3.0, 6.0, 0.0, 1.0]
 
 
 def test_curve_panels_and_legend_name_every_arm() -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from hpobench_stn import Budget, BudgetTimer, RunSeeds, WallClock, get_task
-from hpobench_stn.records import load_log
-from hpobench_stn.runner import RunSpec, execute
+from hpobench_stn.harness.records import load_log
+from hpobench_stn.harness.runner import RunSpec, execute
 
 pytestmark = [
     pytest.mark.gpu,
@@ -61,7 +61,7 @@ def test_run_on_cuda_records_the_gpu(tmp_path: Path) -> None:
 def test_stn_runs_on_cuda_and_its_hyper_lstm_matches_the_cpu(tmp_path: Path) -> None:
     """STN trains on the GPU (schedule recorded), and the hyper-LSTM's hand-written BPTT gives the CPU's
     outputs and gradients there too."""
-    from hpobench_stn.hyper import HyperLSTM
+    from hpobench_stn.nn import HyperLSTM
 
     outcome = execute(RunSpec("digits_mlp", "stn", "smoke", 0, Budget(10), {"max_epochs": 5}), tmp_path, device="cuda")
     meta, trials, schedule = load_log(outcome.run_dir)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from hpobench_stn import Float, Int, SearchSpace, SpaceError
-from hpobench_stn.hparams import HParams
+from hpobench_stn.nn.hparams import HParams
 
 K_CONST = 0.5 * (1.0 + math.log(2 * math.pi))  # per-dimension constant of a Gaussian's entropy
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpobench_stn.hyper import (
+from hpobench_stn.nn import (
     HyperConv2d,
     HyperEmbedding,
     HyperInput,

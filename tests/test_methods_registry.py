@@ -26,9 +26,9 @@ from hpobench_stn import (
     register_task,
     task_names,
 )
-from hpobench_stn.records import LOG_NAME, load_log
-from hpobench_stn.runner import RunSpec, execute
-from tasks.digits_mlp import DigitsTask
+from hpobench_stn.harness.records import LOG_NAME, load_log
+from hpobench_stn.harness.runner import RunSpec, execute
+from hpobench_stn.tasks.digits_mlp import DigitsTask
 
 BUILTIN_METHODS = ["grid", "optuna_gp", "optuna_tpe", "random", "skopt_gp", "stn"]
 VALID = {"dropout_in": 0.1, "dropout_h1": 0.2, "dropout_h2": 0.3, "weight_decay": 1e-3, "shift": 1}
@@ -155,7 +155,9 @@ def test_duplicate_method_name_is_refused(isolated_registry: None) -> None:
     class Impostor(_Nothing):
         pass
 
-    with pytest.raises(RegistryError, match=r"method name 'random' is already registered by methods\.random_search"):
+    with pytest.raises(
+        RegistryError, match=r"method name 'random' is already registered by hpobench_stn\.methods\.random_search"
+    ):
         register_method("random")(Impostor)
     assert get_method("random") is before
 
@@ -164,7 +166,9 @@ def test_duplicate_task_name_is_refused(isolated_registry: None) -> None:
     class OtherDigits(DigitsTask):
         pass
 
-    with pytest.raises(RegistryError, match=r"task name 'digits_mlp' is already registered by tasks\.digits_mlp"):
+    with pytest.raises(
+        RegistryError, match=r"task name 'digits_mlp' is already registered by hpobench_stn\.tasks\.digits_mlp"
+    ):
         register_task("digits_mlp")(OtherDigits)
     assert get_task("digits_mlp") is DigitsTask
 
@@ -237,7 +241,7 @@ def test_plugin_that_fails_to_import_raises_and_can_be_fixed(isolated_registry: 
         load_plugin(plugin)
     plugin.write_text(
         "from hpobench_stn import register_task\n"
-        "from tasks.digits_mlp import DigitsTask\n"
+        "from hpobench_stn.tasks.digits_mlp import DigitsTask\n"
         "@register_task('fixed_plugin_test')\n"
         "class Fixed(DigitsTask):\n"
         "    pass\n"

@@ -16,14 +16,14 @@ import pytest
 import torch
 from torch import nn
 
-import tasks.ptb_lstm  # noqa: F401  (registers the task)
+import hpobench_stn.tasks.ptb_lstm  # noqa: F401  (registers the task)
 from hpobench_stn import Budget, RunSeeds, SpaceError, TaskError, get_task
 from hpobench_stn.datasets import DataError, md5sum
 from hpobench_stn.datasets import ptb as ptb_data
-from hpobench_stn.hyper import hyper_input_of
-from hpobench_stn.regularizers import drop_connect, embedding_dropout, locked_dropout
-from hpobench_stn.runner import RunSpec, execute
-from tasks.ptb_lstm import REGULARISED, PTBTask, Rates, TiedLSTM
+from hpobench_stn.harness.runner import RunSpec, execute
+from hpobench_stn.nn import hyper_input_of
+from hpobench_stn.nn.regularizers import drop_connect, embedding_dropout, locked_dropout
+from hpobench_stn.tasks.ptb_lstm import REGULARISED, PTBTask, Rates, TiedLSTM
 
 _ENV = os.environ.get("HPOBENCH_STN_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hpobench_stn import FinalRecord, RunMetadata, ScheduleRecord, TrialRecord, TrialStatus
-from hpobench_stn.records import (
+from hpobench_stn.harness.records import (
     FINAL_NAME,
     LOG_NAME,
     RecordError,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from hpobench_stn.regularizers import (
+from hpobench_stn.nn.regularizers import (
     activation_regularization,
     channel_dropout,
     drop_connect,

@@ -22,9 +22,9 @@ from hpobench_stn import (
     register_method,
     register_task,
 )
-from hpobench_stn.records import FINAL_NAME, LOG_NAME, load_final, load_log
-from hpobench_stn.runner import OutputDirError, RunMismatchError, RunSpec, check_writable, execute
-from tasks.digits_mlp import DigitsTask
+from hpobench_stn.harness.records import FINAL_NAME, LOG_NAME, load_final, load_log
+from hpobench_stn.harness.runner import OutputDirError, RunMismatchError, RunSpec, check_writable, execute
+from hpobench_stn.tasks.digits_mlp import DigitsTask
 
 TICK = 0.01
 
@@ -213,9 +213,9 @@ def test_stn_tunes_only_the_open_part_of_the_space(tmp_path: Path) -> None:
 
 
 def test_a_proposal_may_not_move_a_hyperparameter_outside_the_open_space(tmp_path: Path) -> None:
-    from hpobench_stn.clock import BudgetTimer
-    from hpobench_stn.method import ProposalError, RunContext
-    from hpobench_stn.records import RunLog
+    from hpobench_stn.foundation.clock import BudgetTimer
+    from hpobench_stn.harness.method import ProposalError, RunContext
+    from hpobench_stn.harness.records import RunLog
 
     task = DigitsTask("smoke")
     timer = BudgetTimer(Budget(1.0), FakeClock())
@@ -254,8 +254,8 @@ def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path: Path) -
 
 
 def test_an_empty_tune_is_refused_before_any_run() -> None:
-    from hpobench_stn.runner import check_specs
-    from hpobench_stn.space import SpaceError
+    from hpobench_stn.foundation.space import SpaceError
+    from hpobench_stn.harness.runner import check_specs
 
     with pytest.raises(
         SpaceError, match=r"digits_mlp/smoke/random/seed0: tune names no hyperparameter; the task's: \["
@@ -265,9 +265,9 @@ def test_an_empty_tune_is_refused_before_any_run() -> None:
 
 def test_replay_of_an_arm_needs_a_run_filed_by_the_runner(tmp_path: Path) -> None:
     from hpobench_stn import MethodError, get_method
-    from hpobench_stn.clock import BudgetTimer
-    from hpobench_stn.method import RunContext
-    from hpobench_stn.records import RunLog
+    from hpobench_stn.foundation.clock import BudgetTimer
+    from hpobench_stn.harness.method import RunContext
+    from hpobench_stn.harness.records import RunLog
 
     task = DigitsTask("smoke")
     with RunLog(tmp_path) as log:

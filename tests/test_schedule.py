@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hpobench_stn import Float, Int, RunMetadata, ScheduleRecord, SearchSpace, SpaceError, TrialRecord
-from hpobench_stn.records import RecordError, RunLog
-from hpobench_stn.schedule import Schedule
+from hpobench_stn.harness.records import RecordError, RunLog
+from hpobench_stn.harness.schedule import Schedule
 
 
 @pytest.fixture

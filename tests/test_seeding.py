@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from hpobench_stn import Budget, BudgetTimer, FakeClock, RunSeeds, TrialStatus
-from hpobench_stn.records import load_log
-from hpobench_stn.runner import RunSpec, execute
-from hpobench_stn.seeding import check_seed
-from tasks.digits_mlp import DigitsTask
+from hpobench_stn.foundation.seeding import check_seed
+from hpobench_stn.harness.records import load_log
+from hpobench_stn.harness.runner import RunSpec, execute
+from hpobench_stn.tasks.digits_mlp import DigitsTask
 
 PURPOSES = ("data", "order", "init", "noise", "method")
 CONFIG = {"dropout_in": 0.1, "dropout_h1": 0.3, "dropout_h2": 0.3, "weight_decay": 1e-4, "shift": 1}

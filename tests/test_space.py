@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hpobench_stn import Float, HParamKind, Int, SearchSpace, SpaceError
-from hpobench_stn.backends import to_optuna, to_skopt
+from hpobench_stn.harness.backends import to_optuna, to_skopt
 
 
 @pytest.fixture

@@ -34,16 +34,16 @@ from hpobench_stn import (
     get_task,
     register_task,
 )
-from hpobench_stn.clock import BudgetTimer
-from hpobench_stn.hyper import elementary_parameter_count, hyper_input_of, init_hyper_path, is_hyper_path
-from hpobench_stn.records import load_final, load_log
-from hpobench_stn.runner import RunOutcome, RunSpec, execute
-from hpobench_stn.schedule import Schedule
-from hpobench_stn.seeding import RunSeeds
-from methods.stn import STN
-from tasks.cifar_alexnet import CifarAlexNet
-from tasks.digits_mlp import DigitsTask
-from tasks.ptb_lstm import PTBTask
+from hpobench_stn.foundation.clock import BudgetTimer
+from hpobench_stn.foundation.seeding import RunSeeds
+from hpobench_stn.harness.records import load_final, load_log
+from hpobench_stn.harness.runner import RunOutcome, RunSpec, execute
+from hpobench_stn.harness.schedule import Schedule
+from hpobench_stn.methods.stn import STN
+from hpobench_stn.nn import elementary_parameter_count, hyper_input_of, init_hyper_path, is_hyper_path
+from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
+from hpobench_stn.tasks.digits_mlp import DigitsTask
+from hpobench_stn.tasks.ptb_lstm import PTBTask
 
 _ENV = os.environ.get("HPOBENCH_STN_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from hpobench_stn import Budget, get_task, method_names
-from hpobench_stn.runner import check_specs
-from hpobench_stn.space import SpaceError
-from hpobench_stn.suite import SuiteError, builtin_suites, load_suite
+from hpobench_stn.foundation.space import SpaceError
+from hpobench_stn.harness.runner import check_specs
+from hpobench_stn.orchestration.suite import SuiteError, builtin_suites, load_suite
 
 GOOD = """\
 [suite]

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from report_fixtures import make_runs
 
-from hpobench_stn.aggregate import summarise
-from hpobench_stn.tables import format_pm, provenance, render_latex, render_markdown, write_tables
+from hpobench_stn.reporting.aggregate import summarise
+from hpobench_stn.reporting.tables import format_pm, provenance, render_latex, render_markdown, write_tables
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from hpobench_stn import (
     TrialStatus,
     get_task,
 )
-from hpobench_stn.task import Preset
-from tasks.digits_mlp import DigitsMLP, DigitsTask, random_shift
+from hpobench_stn.harness.task import Preset
+from hpobench_stn.tasks.digits_mlp import DigitsMLP, DigitsTask, random_shift
 
 CONFIG = {"dropout_in": 0.5, "dropout_h1": 0.5, "dropout_h2": 0.5, "weight_decay": 1e-4, "shift": 2}
 CLEAN = {"dropout_in": 0.0, "dropout_h1": 0.0, "dropout_h2": 0.0, "weight_decay": 1e-6, "shift": 0}
@@ -284,3 +284,27 @@ def test_fit_returns_the_learning_curve_whose_minimum_is_the_kept_checkpoint(dig
     assert fit.val is not None
     assert len(fit.val_losses) == fit.epochs == digits.preset.epochs
     assert min(fit.val_losses) == fit.val.loss
+
+
+@pytest.mark.parametrize(
+    ("presets", "expected"),
+    [(("smoke", "cpu", "paper"), "cpu"), (("smoke", "paper"), "smoke"), (("cpu",), "cpu")],
+)
+def test_default_preset_is_cpu_else_smoke(presets: tuple[str, ...], expected: str) -> None:
+    class Some(DigitsTask):
+        pass
+
+    Some.presets = {name: Preset(name, epochs=1, batch_size=8) for name in presets}
+    assert Some.default_preset() == expected
+
+
+def test_default_preset_without_cpu_or_smoke_names_the_presets_there_are() -> None:
+    class PaperOnly(DigitsTask):
+        pass
+
+    PaperOnly.presets = {
+        "paper": Preset("paper", epochs=1, batch_size=8),
+        "huge": Preset("huge", epochs=2, batch_size=8),
+    }
+    with pytest.raises(TaskError, match=r"task 'digits_mlp' has no 'cpu' or 'smoke' preset; name one of: paper, huge"):
+        PaperOnly.default_preset()

@@ -6,6 +6,9 @@ offline; a missing or corrupt file raises :class:`DataError` naming the folder a
 Decoded caches go to ``$HPOBENCH_STN_CACHE`` when set (the nox sessions and the tests set it to the
 project's ignored ``.cache/``, so a shared data folder is never written), else next to the data when
 that folder is writable, else ``~/.cache/hpobench_stn``.
+
+May import: :mod:`hpobench_stn.foundation` (it needs nothing of it today), numpy and the standard
+library. It sits beside :mod:`hpobench_stn.nn`, and neither imports the other.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .clock import Budget
-from .datasets import DATA_ENV
-from .records import TrialRecord
-from .registry import get_task, load_plugin, method_names, task_names
-from .report import write_csv
-from .runner import RunOutcome, RunSpec, check_specs, execute
-from .seeding import check_seed
+from ..datasets import DATA_ENV
+from ..foundation.clock import Budget
+from ..foundation.seeding import check_seed
+from ..harness.records import TrialRecord
+from ..harness.registry import get_task, load_plugin, method_names, task_names
+from ..harness.runner import RunOutcome, RunSpec, check_specs, execute
+from ..reporting.load import write_csv
 from .suite import builtin_suites, load_suite
 
 __all__ = ["main"]
@@ -115,10 +115,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    spec = RunSpec(args.task, args.method, args.preset, args.seed, Budget(args.budget), dict(args.option))
+    preset = args.preset if args.preset is not None else get_task(args.task).default_preset()
+    seed = args.seed if args.seed is not None else 0
+    spec = RunSpec(args.task, args.method, preset, seed, Budget(args.budget), dict(args.option))
+    print(_run_header(spec, preset_given=args.preset is not None, seed_given=args.seed is not None), flush=True)
     outcome = _execute(spec, args, spec.label())
     print(f"{spec.label()}: {_summary(outcome)}")
     return 0
+
+
+def _run_header(spec: RunSpec, *, preset_given: bool, seed_given: bool) -> str:
+    """The line ``hpobench run`` prints first: what runs, and which values were defaults."""
+    preset = spec.preset if preset_given else f"{spec.preset} (the task's default: cpu, else smoke)"
+    seed = str(spec.seed) if seed_given else f"{spec.seed} (default)"
+    return f"run: task {spec.task}, method {spec.method}, preset {preset}, seed {seed}, budget {spec.budget.seconds:g}s"
+
+
+def _catalogue() -> str:
+    """The methods and tasks a run can name (built-ins, installed plug-ins and ``--plugin`` files)."""
+    tasks = ", ".join(f"{name} ({'/'.join(get_task(name).presets)})" for name in task_names())
+    return f"methods: {', '.join(method_names())}\ntasks (presets): {tasks}"
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
@@ -194,7 +210,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(table.to_string(index=False))
         print(f"wrote {csv_path}")
         return 0
-    from .publish import make_report  # matplotlib and scipy load only when a report is made
+    from ..reporting.pipeline import make_report  # matplotlib and scipy load only when a report is made
 
     times = {"linear": ("linear",), "log": ("log",), "both": ("linear", "log")}[args.time_scale]
     report = make_report(Path(args.dir), Path(args.plots) if args.plots else None, times=times, csv_path=csv_path)
@@ -211,6 +227,31 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help can end with the methods and tasks a run may name.
+
+    The list is made when help is printed, not when the parser is built: listing the plug-ins imports
+    them all (torch, optuna, ...), which a plain ``hpobench report`` has no need for.
+    """
+
+    def __init__(self, *args: Any, catalogue: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.catalogue = catalogue
+
+    def format_help(self) -> str:
+        if self.catalogue:
+            self.epilog = _catalogue()
+        return super().format_help()
+
+
+def _plugin_files(argv: Sequence[str]) -> list[str]:
+    """The ``--plugin FILE`` options of ``argv``, read before the full parse so that ``--help`` lists
+    the plug-ins' methods and tasks too."""
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early.add_argument("--plugin", action="append", default=[])
+    return list(early.parse_known_args(argv)[0].plugin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpobench", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -220,16 +261,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="load a method/task plug-in file (repeatable)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="list methods, tasks with their presets, and built-in suites")
 
-    run = sub.add_parser("run", help="one run of a method on a task")
-    run.add_argument("--task", required=True)
-    run.add_argument("--method", required=True)
-    run.add_argument("--preset", required=True)
+    run = sub.add_parser(
+        "run",
+        help="one run of a method on a task",
+        catalogue=True,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--task", required=True, help="a task name (listed below)")
+    run.add_argument("--method", required=True, help="a method name (listed below)")
+    run.add_argument("--preset", help="the task's preset (default: cpu, else smoke)")
     run.add_argument("--budget", required=True, type=_budget, help="wall-clock seconds")
-    run.add_argument("--seed", required=True, type=_seed)
+    run.add_argument("--seed", type=_seed, help="master seed of the run (default: 0)")
     run.add_argument("--out", required=True, help="results folder")
     run.add_argument("--option", action="append", default=[], type=_option, metavar="KEY=VALUE")
     _common(run)
@@ -271,10 +317,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     try:
-        for plugin in args.plugin:
+        for plugin in _plugin_files(argv):  # before parsing: `--plugin f.py run --help` lists f.py's names
             load_plugin(plugin)
+        args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as exc:
         if os.environ.get("HPOBENCH_DEBUG"):

@@ -29,51 +29,19 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from .clock import BudgetTimer
-from .hyper import HyperLayers, Layers
+from ..foundation.clock import BudgetTimer
+from ..foundation.seeding import RunSeeds
+from ..foundation.space import Config, SearchSpace
+from ..nn.factory import HyperLayers, Layers
+from .batches import Batch, Split
 from .records import TrialStatus
-from .seeding import RunSeeds
-from .space import Config, SearchSpace
 
-__all__ = [
-    "Batch",
-    "EvalResult",
-    "FitResult",
-    "Preset",
-    "Split",
-    "Task",
-    "TaskError",
-    "sequential_batches",
-    "shuffled_batches",
-]
-
-Split = Literal["val", "test"]
-Batch = tuple[torch.Tensor, ...]
-
-
-def shuffled_batches(tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-    """One epoch of minibatches of in-memory tensors that share their first dimension.
-
-    The order is drawn from ``generator`` (the run's CPU generator, so it is the same on every device)
-    and applied on the tensors' device; the last batch may be smaller.
-    """
-    n = tensors[0].shape[0]
-    order = torch.randperm(n, generator=generator).to(tensors[0].device)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        yield tuple(t[idx] for t in tensors)
-
-
-def sequential_batches(tensors: tuple[torch.Tensor, ...], batch_size: int) -> Iterator[Batch]:
-    """Minibatches in a fixed order (for clean evaluation); the last batch may be smaller."""
-    n = tensors[0].shape[0]
-    for start in range(0, n, batch_size):
-        yield tuple(t[start : start + batch_size] for t in tensors)
+__all__ = ["EvalResult", "FitResult", "Preset", "Task", "TaskError"]
 
 
 class TaskError(ValueError):
@@ -179,6 +147,14 @@ class Task(ABC):
                 f"use --device cuda, or one of the presets {', '.join(cpu_presets)}"
             )
 
+    @classmethod
+    def default_preset(cls) -> str:
+        """The preset of a run that names none: ``cpu`` (minutes on a laptop), else ``smoke`` (seconds)."""
+        for name in ("cpu", "smoke"):
+            if name in cls.presets:
+                return name
+        raise TaskError(f"task {cls.name!r} has no 'cpu' or 'smoke' preset; name one of: {', '.join(cls.presets)}")
+
     # ----------------------------------------------------------------------------------------------
     # Data
     def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately empty by default
@@ -230,15 +206,15 @@ class Task(ABC):
         ``self.build_network(Layers(), generator)``. Contract: the elementary weights are drawn from
         ``generator`` the same way whatever the factory (same draws, same order), so the STN model
         starts from the baseline's weights; the hyper path is left to the method
-        (:func:`hpobench_stn.hyper.init_hyper_path`).
+        (:func:`hpobench_stn.nn.init_hyper_path`).
         """
         raise TaskError(f"task {self.name!r} has no best-response model (build_network is not implemented)")
 
     def build_hyper_model(self, n_hparams: int, generator: torch.Generator) -> nn.Module:
-        """The best-response model: :meth:`build_network` with :class:`~hpobench_stn.hyper.HyperLayers`.
+        """The best-response model: :meth:`build_network` with :class:`~hpobench_stn.nn.HyperLayers`.
 
         It is evaluated by :meth:`eval_sums` like the baseline, answering for the hyperparameters in its
-        :class:`~hpobench_stn.hyper.HyperInput`.
+        :class:`~hpobench_stn.nn.HyperInput`.
         """
         return self.build_network(HyperLayers(n_hparams), generator)
 

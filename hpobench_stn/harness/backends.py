@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .space import Float, SearchSpace
+from ..foundation.space import Float, SearchSpace
 
 __all__ = ["to_optuna", "to_skopt"]
 

@@ -1,10 +1,13 @@
-"""A suite's report in one call: tables into the results folder, figures into the plots folder.
+"""A suite's report in one call: load, aggregate and test, then write tables and figures.
 
-``hpobench report results/cpu`` (and the end of ``nox -s benchmark``) call :func:`make_report`:
+``hpobench report results/cpu`` (and the end of ``nox -s benchmark``) call :func:`make_report`, which
+runs the stages of :mod:`hpobench_stn.reporting` in order:
 
-* ``results/<suite>/runs.csv``: one row per run, complete or not (:func:`hpobench_stn.report.collect`);
-* ``results/<suite>/summary.{md,csv,tex}``: per task × method (:mod:`hpobench_stn.tables`);
-* ``plots/<suite>/*.{pdf,png}``: the figures of :mod:`hpobench_stn.figures`.
+1. :mod:`~hpobench_stn.reporting.load`: ``results/<suite>/runs.csv`` (one row per run, complete or not),
+   and the complete runs as :class:`~hpobench_stn.reporting.load.Runs`, whose arm order is fixed here;
+2. :mod:`~hpobench_stn.reporting.aggregate`: the per task × arm summary and its paired tests;
+3. :mod:`~hpobench_stn.reporting.tables`: ``results/<suite>/summary.{md,csv,tex}``;
+   :mod:`~hpobench_stn.reporting.figures`: ``plots/<suite>/*.{pdf,png}``.
 
 Only complete runs enter the summary and the figures. Everything is recomputed from the run logs, so
 a report can always be regenerated from a results folder alone.
@@ -18,11 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..harness.method import AskTellMethod
+from ..harness.registry import RegistryError, get_method
 from .aggregate import summarise
 from .figures import write_figures
-from .method import AskTellMethod
-from .registry import RegistryError, get_method
-from .report import load_runs, write_csv
+from .load import load_runs, write_csv
 from .tables import Provenance, provenance, write_tables
 
 __all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report"]
@@ -30,6 +33,8 @@ __all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report"]
 
 @dataclass(frozen=True)
 class Report:
+    """What :func:`make_report` wrote, and the numbers it wrote them from."""
+
     summary: pd.DataFrame  # aggregate.SUMMARY_COLUMNS, one row per task × arm
     provenance: Provenance
     markdown: str  # the Markdown summary table, as written to summary.md
@@ -67,11 +72,14 @@ def make_report(
 ) -> Report:
     """Write the per-run CSV, the summary tables and the figures of ``results_dir`` (see the module docstring)."""
     results_dir = Path(results_dir)
+    # 1. Load: every run (complete or not) into the per-run CSV; the complete ones, with their arm order.
     paths = [Path(csv_path) if csv_path is not None else results_dir / "runs.csv"]
     write_csv(results_dir, paths[0])
     runs = load_runs(results_dir)
+    # 2. Aggregate and test.
     summary = summarise(runs, baseline_methods(sorted(runs.runs["method"].unique())))
     prov = provenance(runs.runs)
+    # 3. Write: tables beside the runs, figures into the plots folder.
     paths += write_tables(summary, prov, results_dir)
     paths += write_figures(runs, default_plots_dir(results_dir) if plots_dir is None else Path(plots_dir), times=times)
     markdown = (results_dir / "summary.md").read_text(encoding="utf-8")

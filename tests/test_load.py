@@ -1,4 +1,4 @@
-"""The per-run table: one row per run directory, complete or not, with fixed columns."""
+"""Stage 1 of a report: reading run folders (the per-run table, the long tables of complete runs, the arm order)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from hpobench_stn import Budget, FakeClock
-from hpobench_stn.records import FINAL_NAME
-from hpobench_stn.report import COLUMNS, collect, write_csv
-from hpobench_stn.runner import RunSpec, execute
+from hpobench_stn.harness.records import FINAL_NAME
+from hpobench_stn.harness.runner import RunSpec, execute
+from hpobench_stn.reporting.load import COLUMNS, collect, write_csv
 
 
 def _run(out: Path, method: str, seed: int) -> None:
@@ -55,8 +55,8 @@ def test_collect_refuses_a_missing_or_empty_folder(tmp_path: Path) -> None:
 
 
 def test_load_runs_reads_complete_runs_into_long_tables(tmp_path: Path) -> None:
-    from hpobench_stn.records import load_final, load_log
-    from hpobench_stn.report import load_runs
+    from hpobench_stn.harness.records import load_final, load_log
+    from hpobench_stn.reporting.load import load_runs
 
     _run(tmp_path, "random", 0)
     execute(
@@ -85,9 +85,36 @@ def test_load_runs_reads_complete_runs_into_long_tables(tmp_path: Path) -> None:
 
 
 def test_load_runs_without_a_complete_run_says_so(tmp_path: Path) -> None:
-    from hpobench_stn.report import load_runs
+    from hpobench_stn.reporting.load import load_runs
 
     _run(tmp_path, "random", 0)
     (tmp_path / "digits_mlp" / "smoke" / "random" / "seed0" / FINAL_NAME).unlink()
     with pytest.raises(FileNotFoundError, match=r"no complete runs under .* \(1 incomplete\)"):
         load_runs(tmp_path)
+
+
+def test_the_arm_order_is_fixed_once_and_every_later_stage_follows_it() -> None:
+    from dataclasses import replace
+
+    from report_fixtures import make_runs
+
+    from hpobench_stn.reporting.aggregate import summarise
+    from hpobench_stn.reporting.figures import plot_best_vs_time
+
+    runs = make_runs()
+    assert runs.arms == ("a", "b")
+    assert runs.ordered(["b", "zzz", "a", "b"]) == ["a", "b"]  # repeats and unknown arms dropped
+    # Handed a different order, the summary and the figures keep it instead of sorting again.
+    flipped = replace(runs, arms=("b", "a"))
+    assert list(summarise(flipped, {"random"})["arm"]) == ["b", "a"]
+    assert [t.get_text() for t in plot_best_vs_time(flipped).legends[0].get_texts()] == ["b", "a"]
+
+
+@pytest.mark.parametrize("arms", [("a",), ("a", "b", "c"), ("a", "b", "a")])
+def test_runs_refuse_an_arm_order_that_is_not_the_arms_of_the_table(arms: tuple[str, ...]) -> None:
+    from dataclasses import replace
+
+    from report_fixtures import make_runs
+
+    with pytest.raises(ValueError, match=r"Runs\.arms must list each arm of the runs table once, got \["):
+        replace(make_runs(), arms=arms)

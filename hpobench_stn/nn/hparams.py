@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .space import Config, Int, SearchSpace, SpaceError
+from ..foundation.space import Config, Int, SearchSpace, SpaceError
 
 __all__ = ["HParams", "Perturbed"]
 

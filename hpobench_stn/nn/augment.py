@@ -2,7 +2,7 @@
 
 Every function takes a batch ``x`` of RGB images in ``[0, 1]`` with shape ``(N, 3, H, W)`` and one
 strength per example (a tensor of shape ``(N,)``), so fixed-config training (all rows equal) and a
-best-response method (rows differ) share one code path, as in :mod:`hpobench_stn.regularizers`. Work
+best-response method (rows differ) share one code path, as in :mod:`hpobench_stn.nn.regularizers`. Work
 is vectorised over the batch: no Python loop over images. Random draws come from torch's default
 generator on ``x``'s device (seeded by :meth:`hpobench_stn.Task.noise_scope`). Every function is the
 exact identity at zero strength (range 0, factor 1, shift 0, length 0 or holes 0), also per row.

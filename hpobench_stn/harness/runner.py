@@ -25,9 +25,11 @@ from typing import Any
 
 import torch
 
-from .clock import PAUSED, Budget, BudgetTimer, Clock, WallClock
+from ..foundation.clock import PAUSED, Budget, BudgetTimer, Clock, WallClock
+from ..foundation.provenance import describe_device, git_state, hostname, library_versions
+from ..foundation.seeding import RunSeeds, check_seed
+from ..foundation.space import SpaceError
 from .method import MethodError, RunContext
-from .provenance import describe_device, git_state, hostname, library_versions
 from .records import (
     FinalRecord,
     RunLog,
@@ -40,8 +42,6 @@ from .records import (
     write_final,
 )
 from .registry import RegistryError, get_method, get_task, loaded_plugins
-from .seeding import RunSeeds, check_seed
-from .space import SpaceError
 from .task import TaskError
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Runs (task × method × seed) are independent, so scaling out is Dask's job (``distributed``), not a
 home-made job system. One :class:`RunJob` describes a run completely and is all a worker needs; the
-worker calls :func:`hpobench_stn.runner.execute` exactly as the local executor does, so a run writes
+worker calls :func:`hpobench_stn.harness.runner.execute` exactly as the local executor does, so a run writes
 the same files with the same atomic rules into the shared results folder.
 
 * local (the default, ``hpobench suite`` without ``--executor``): in-process and sequential;
@@ -34,8 +34,8 @@ from typing import Any
 import dask
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
-from .registry import load_plugin
-from .runner import RunOutcome, RunSpec, execute
+from ..harness.registry import load_plugin
+from ..harness.runner import RunOutcome, RunSpec, execute
 
 __all__ = ["DaskExecutor", "ExecutorError", "PinWorker", "RunJob", "jobs_for", "run_job"]
 

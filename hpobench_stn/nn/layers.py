@@ -20,35 +20,28 @@ Shape convention: the example axis is the **second-to-last** axis of a linear or
 (``(N, out)`` or time-first ``(T, N, out)``) and the first axis of a convolution output
 ``(N, C, H, W)``.
 
-Initialisation (:func:`init_hyper_path`): the hyper weights as torch initialises the elementary ones
-(uniform ±1/√fan_in; embeddings uniform ±0.1), and the gate ``V ~ N(0, gate_std²)``. The official STN
-code uses ``gate_std = 0.01``; the Delta-STN code starts from ``V = 0`` (``gate_std = 0``): the model then
-starts exactly at its elementary weights and ``V`` still receives a gradient (``W_h·x ≠ 0``).
+The one-layer hyper-LSTM is in :mod:`hpobench_stn.nn.lstm`. The layer factories, the functions that
+look at a whole model, and the initialisation rule of the hyper path (:func:`init_hyper_path`) are in
+:mod:`hpobench_stn.nn.factory`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "HYPER_PATH_PREFIXES",
     "HyperConv2d",
     "HyperEmbedding",
     "HyperInput",
-    "HyperLSTM",
-    "HyperLayers",
     "HyperLinear",
     "HyperModule",
-    "Layers",
-    "elementary_parameter_count",
-    "hyper_input_of",
-    "hyper_modules",
-    "init_hyper_path",
+    "draw_normal_",
+    "draw_uniform_",
     "is_hyper_path",
     "weight_sq_norm",
 ]
@@ -114,13 +107,15 @@ class HyperModule(nn.Module):
         raise NotImplementedError
 
 
-def _uniform_(param: torch.Tensor, bound: float, generator: torch.Generator | None) -> None:
+def draw_uniform_(param: torch.Tensor, bound: float, generator: torch.Generator | None) -> None:
+    """Fill ``param`` from U(-bound, bound) drawn with ``generator``."""
     # Drawn on the CPU (generators are CPU generators) and copied, so the draw is device-independent.
     with torch.no_grad():
         param.copy_(torch.empty(param.shape, dtype=param.dtype).uniform_(-bound, bound, generator=generator))
 
 
-def _normal_(param: torch.Tensor, std: float, generator: torch.Generator | None) -> None:
+def draw_normal_(param: torch.Tensor, std: float, generator: torch.Generator | None) -> None:
+    """Fill ``param`` from N(0, std²) drawn with ``generator`` (zeros for ``std = 0``), device-independently."""
     with torch.no_grad():
         if std == 0.0:
             param.zero_()
@@ -173,10 +168,10 @@ class HyperLinear(nn.Linear, HyperModule):
     def reset_hyper_path(self, generator: torch.Generator | None = None, gate_std: float = 0.01) -> None:
         """``W_h``, ``b_h`` uniform ±1/√in_features (as ``nn.Linear``'s elementary weights); ``V ~ N(0, gate_std²)``."""
         bound = 1.0 / math.sqrt(self.in_features)
-        _uniform_(self.hyper_weight, bound, generator)
+        draw_uniform_(self.hyper_weight, bound, generator)
         if self.hyper_bias is not None:
-            _uniform_(self.hyper_bias, bound, generator)
-        _normal_(self.gate_weight, gate_std, generator)
+            draw_uniform_(self.hyper_bias, bound, generator)
+        draw_normal_(self.gate_weight, gate_std, generator)
 
     def gates(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(s_w, s_b)``, each ``(N, out_features)`` (``s_b`` None without bias)."""
@@ -256,10 +251,10 @@ class HyperConv2d(nn.Conv2d, HyperModule):
     def reset_hyper_path(self, generator: torch.Generator | None = None, gate_std: float = 0.01) -> None:
         """``W_h``, ``b_h`` uniform ±1/√fan_in; ``V ~ N(0, gate_std²)``."""
         bound = 1.0 / math.sqrt(self.weight[0].numel())
-        _uniform_(self.hyper_weight, bound, generator)
+        draw_uniform_(self.hyper_weight, bound, generator)
         if self.hyper_bias is not None:
-            _uniform_(self.hyper_bias, bound, generator)
-        _normal_(self.gate_weight, gate_std, generator)
+            draw_uniform_(self.hyper_bias, bound, generator)
+        draw_normal_(self.gate_weight, gate_std, generator)
 
     def gates(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         scalars = F.linear(h, self.gate_weight)
@@ -319,8 +314,8 @@ class HyperEmbedding(nn.Embedding, HyperModule):
 
     def reset_hyper_path(self, generator: torch.Generator | None = None, gate_std: float = 0.01) -> None:
         """``E_h`` uniform ±0.1 (the STN code's embedding initialisation); ``V ~ N(0, gate_std²)``."""
-        _uniform_(self.hyper_weight, 0.1, generator)
-        _normal_(self.gate_weight, gate_std, generator)
+        draw_uniform_(self.hyper_weight, 0.1, generator)
+        draw_normal_(self.gate_weight, gate_std, generator)
 
     def forward(self, tokens: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         if tokens.dim() < 1:
@@ -333,260 +328,9 @@ class HyperEmbedding(nn.Embedding, HyperModule):
         return f"{super().extra_repr()}, n_hparams={self.n_hparams}"
 
 
-class _Recurrence(torch.autograd.Function):
-    """The hyper-LSTM's time loop with a hand-written backward (backpropagation through time).
-
-    Per step ``t``: ``rec = h_t-1 · Wᵀ`` with ``W = [W_hh; U_hh]`` ``(8H, H)``;
-    ``a = pre_t + rec[:, :4H] + s_hh ⊙ rec[:, 4H:]``; then the LSTM cell (gates i, f, g, o).
-
-    Why not autograd: it would record ~10 nodes per step, and each step's product would add its own
-    skinny ``(H × N)·(N × 8H)`` weight-gradient product. Here the backward loop does the element-wise
-    work and one ``(N, 8H)·(8H, H)`` product per step, and the weight gradient is **one** product over
-    all steps, ``Σ_t δ_tᵀ·h_t-1`` (what fused cuDNN / oneDNN kernels do).
-
-    Shape: pre ``(T, N, 4H)``; s_hh ``(N, 4H)``; w ``(8H, H)``; h0, c0 ``(N, H)`` → out ``(T, N, H)``,
-    h_T, c_T ``(N, H)``.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, pre: torch.Tensor, s_hh: torch.Tensor, w: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        steps, n, g = pre.shape
-        hid = g // 4
-        out = pre.new_empty(steps, n, hid)
-        sig = pre.new_empty(steps, n, g)  # sigmoid of all four pre-activations (i, f, o used)
-        cand = pre.new_empty(steps, n, hid)  # tanh of the g pre-activation
-        cells = pre.new_empty(steps + 1, n, hid)  # c_0 .. c_T
-        rec_h = pre.new_empty(steps, n, g)  # U_hh · h_t-1, for the gradient of s_hh
-        cells[0] = c0
-        w_t = w.t()  # (H, 8H)
-        h = h0
-        for t in range(steps):
-            rec = h @ w_t  # (N, 8H)
-            rec_h[t] = rec[:, g:]
-            a = torch.addcmul(pre[t] + rec[:, :g], s_hh, rec[:, g:])  # (N, 4H)
-            torch.sigmoid(a, out=sig[t])
-            torch.tanh(a[:, 2 * hid : 3 * hid], out=cand[t])
-            i, f, o = sig[t, :, :hid], sig[t, :, hid : 2 * hid], sig[t, :, 3 * hid :]
-            torch.addcmul(f * cells[t], i, cand[t], out=cells[t + 1])
-            torch.mul(o, torch.tanh(cells[t + 1]), out=out[t])
-            h = out[t]
-        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # (T, N, H): the state each step read
-        ctx.save_for_backward(s_hh, w, sig, cand, cells, rec_h, h_prev)
-        return out, out[-1].clone(), cells[-1].clone()
-
-    @staticmethod
-    def backward(
-        ctx: Any, d_out: torch.Tensor, d_hn: torch.Tensor, d_cn: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        s_hh, w, sig, cand, cells, rec_h, h_prev = ctx.saved_tensors
-        steps, n, g = sig.shape
-        hid = g // 4
-        delta = sig.new_empty(steps, n, 2 * g)  # per step: [dL/da, dL/da ⊙ s_hh] = dL/d rec
-        dh, dc = d_hn.clone(), d_cn.clone()
-        for t in range(steps - 1, -1, -1):
-            dh = dh + d_out[t]
-            i, f, o = sig[t, :, :hid], sig[t, :, hid : 2 * hid], sig[t, :, 3 * hid :]
-            tc = torch.tanh(cells[t + 1])
-            dc = dc + dh * o * (1 - tc * tc)
-            da = delta[t, :, :g]
-            torch.mul(dc * cand[t], i * (1 - i), out=da[:, :hid])  # input gate
-            torch.mul(dc * cells[t], f * (1 - f), out=da[:, hid : 2 * hid])  # forget gate
-            torch.mul(dc * i, 1 - cand[t] * cand[t], out=da[:, 2 * hid : 3 * hid])  # candidate
-            torch.mul(dh * tc, o * (1 - o), out=da[:, 3 * hid :])  # output gate
-            torch.mul(da, s_hh, out=delta[t, :, g:])
-            dc = dc * f
-            dh = delta[t] @ w  # (N, H)
-        d_pre = delta[..., :g]
-        d_s_hh = (d_pre * rec_h).sum(0) if ctx.needs_input_grad[1] else None
-        d_w = delta.reshape(-1, 2 * g).t() @ h_prev.reshape(-1, hid) if ctx.needs_input_grad[2] else None
-        return d_pre, d_s_hh, d_w, dh, dc
-
-
-class HyperLSTM(HyperModule):
-    """A one-layer LSTM whose input, recurrent and bias paths are hyper-layers (STN's hyper-LSTM).
-
-    Pre-activations of the four gates (PyTorch's order i, f, g, o)::
-
-        W_ih·x_t + b_ih + W_hh·h_t-1 + b_hh + s_ih ⊙ (U_ih·x_t) + s_hh ⊙ (U_hh·h_t-1) + s_b ⊙ b_h
-
-    with ``(s_ih, s_hh, s_b) = V·h`` constant over time for an example. That makes it fast: the input
-    projection of all time steps is **one** product with ``[W_ih; U_ih]`` before the loop, and each step
-    does **one** fused product with ``[W_hh; U_hh]`` plus element-wise work.
-
-    Args:
-        input_size, hidden_size: as a one-layer :class:`torch.nn.LSTM`.
-        n_hparams, source: as :class:`HyperLinear`.
-
-    Shape:
-        x: ``(T, N, input_size)`` (time first); hx: optional ``(h_0, c_0)``, each ``(1, N, hidden_size)``;
-        h: ``(N, n_hparams)``; hh_mask: optional ``(4·hidden_size, hidden_size)`` DropConnect mask (already
-        scaled) applied to ``W_hh`` and ``U_hh``; output: ``(T, N, hidden_size)`` and ``(h_T, c_T)``.
-
-    Attributes:
-        weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0: elementary, named and shaped as a one-layer
-            ``nn.LSTM`` (its ``state_dict`` loads into one); hyper_weight_ih ``U_ih``, hyper_weight_hh
-            ``U_hh``, hyper_bias ``b_h`` ``(4·hidden_size,)``; gate_weight ``(12·hidden_size, n_hparams)``.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        n_hparams: int,
-        *,
-        source: HyperInput | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self._init_hyper(n_hparams, source)
-        self.input_size, self.hidden_size = input_size, hidden_size
-        g = 4 * hidden_size
-
-        def param(*shape: int) -> nn.Parameter:
-            return nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
-
-        self.weight_ih_l0, self.weight_hh_l0 = param(g, input_size), param(g, hidden_size)
-        self.bias_ih_l0, self.bias_hh_l0 = param(g), param(g)
-        self.hyper_weight_ih, self.hyper_weight_hh, self.hyper_bias = (
-            param(g, input_size),
-            param(g, hidden_size),
-            param(g),
-        )
-        self.gate_weight = param(3 * g, n_hparams)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Elementary weights uniform ±1/√hidden_size (``nn.LSTM``'s scheme); then the hyper path."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0):
-            nn.init.uniform_(p, -bound, bound)
-        self.reset_hyper_path()
-
-    def elementary_parameters(self) -> Iterator[nn.Parameter]:
-        """In ``nn.LSTM``'s order: ``weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0``."""
-        yield from (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
-
-    def reset_hyper_path(self, generator: torch.Generator | None = None, gate_std: float = 0.01) -> None:
-        """``U_ih``, ``U_hh``, ``b_h`` uniform ±1/√hidden_size; ``V ~ N(0, gate_std²)``."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in (self.hyper_weight_ih, self.hyper_weight_hh, self.hyper_bias):
-            _uniform_(p, bound, generator)
-        _normal_(self.gate_weight, gate_std, generator)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        hx: tuple[torch.Tensor, torch.Tensor] | None = None,
-        h: torch.Tensor | None = None,
-        hh_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        if x.dim() != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"HyperLSTM: expected input of shape (T, N, {self.input_size}), got {tuple(x.shape)}")
-        n, hid = x.shape[1], self.hidden_size
-        g = 4 * hid
-        h = self._resolve(h, n)
-        if hx is None:
-            zeros = x.new_zeros(1, n, hid)
-            hx = (zeros, zeros)
-        for label, t in (("h_0", hx[0]), ("c_0", hx[1])):
-            if t.shape != (1, n, hid):
-                raise ValueError(f"HyperLSTM: expected {label} of shape (1, {n}, {hid}), got {tuple(t.shape)}")
-        s_ih, s_hh, s_b = F.linear(h, self.gate_weight).split(g, dim=1)  # each (N, 4H)
-        # All time steps' input projections at once: (T, N, 8H) = x · [W_ih; U_ih]ᵀ.
-        gx = F.linear(x, torch.cat([self.weight_ih_l0, self.hyper_weight_ih]))
-        bias = self.bias_ih_l0 + self.bias_hh_l0 + s_b * self.hyper_bias  # (N, 4H)
-        pre = torch.addcmul(gx[..., :g] + bias, s_ih, gx[..., g:])  # (T, N, 4H), constant part of each step
-        w_hh = torch.cat([self.weight_hh_l0, self.hyper_weight_hh])  # (8H, H) = [W_hh; U_hh]
-        if hh_mask is not None:
-            if hh_mask.shape != (g, hid):
-                raise ValueError(f"HyperLSTM: expected hh_mask of shape ({g}, {hid}), got {tuple(hh_mask.shape)}")
-            w_hh = w_hh * hh_mask.repeat(2, 1)  # the same DropConnect mask on W_hh and U_hh (as the STN code)
-        out, h_n, c_n = _Recurrence.apply(pre, s_hh, w_hh, hx[0][0], hx[1][0])
-        return out, (h_n.unsqueeze(0), c_n.unsqueeze(0))
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, n_hparams={self.n_hparams}"
-
-
-class Layers:
-    """The layer factory of a baseline model: plain torch layers.
-
-    An architecture asks its factory for every layer that has weights, and calls them as ``layer(x)``;
-    the same architecture built with :class:`HyperLayers` is the STN model.
-    """
-
-    hyper_input: HyperInput | None = None
-
-    def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-        return nn.Linear(in_features, out_features, bias)
-
-    def conv2d(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
-    ) -> nn.Conv2d:
-        return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
-
-    def embedding(self, num_embeddings: int, embedding_dim: int) -> nn.Embedding:
-        return nn.Embedding(num_embeddings, embedding_dim)
-
-    def lstm(self, input_size: int, hidden_size: int) -> nn.Module:
-        return nn.LSTM(input_size, hidden_size)
-
-
-class HyperLayers(Layers):
-    """The layer factory of an STN model: hyper-layers sharing one :class:`HyperInput`."""
-
-    def __init__(self, n_hparams: int) -> None:
-        self.hyper_input = HyperInput(n_hparams)
-        self.n_hparams = n_hparams
-
-    def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-        return HyperLinear(in_features, out_features, self.n_hparams, bias, source=self.hyper_input)
-
-    def conv2d(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
-    ) -> nn.Conv2d:
-        return HyperConv2d(
-            in_channels, out_channels, kernel_size, self.n_hparams, stride, padding, source=self.hyper_input
-        )
-
-    def embedding(self, num_embeddings: int, embedding_dim: int) -> nn.Embedding:
-        return HyperEmbedding(num_embeddings, embedding_dim, self.n_hparams, source=self.hyper_input)
-
-    def lstm(self, input_size: int, hidden_size: int) -> nn.Module:
-        return HyperLSTM(input_size, hidden_size, self.n_hparams, source=self.hyper_input)
-
-
-def hyper_modules(model: nn.Module) -> list[HyperModule]:
-    return [m for m in model.modules() if isinstance(m, HyperModule)]
-
-
-def hyper_input_of(model: nn.Module) -> HyperInput:
-    """The :class:`HyperInput` shared by ``model``'s hyper-layers; raises if there is none or several."""
-    sources = {id(m.source): m.source for m in hyper_modules(model) if m.source is not None}
-    if len(sources) != 1:
-        raise ValueError(f"expected a model whose hyper-layers share one HyperInput, found {len(sources)}")
-    return next(iter(sources.values()))
-
-
-def init_hyper_path(model: nn.Module, generator: torch.Generator | None, gate_std: float = 0.01) -> None:
-    """Initialise every hyper-layer's hyper path from ``generator`` (module order), elementary weights untouched."""
-    if gate_std < 0:
-        raise ValueError(f"gate_std must be >= 0, got {gate_std}")
-    for module in hyper_modules(model):
-        module.reset_hyper_path(generator, gate_std)
-
-
 def is_hyper_path(name: str) -> bool:
     """Whether a parameter name (``"fc1.gate_weight"``) belongs to the hyper path, not the elementary weights."""
     return name.rsplit(".", 1)[-1].startswith(HYPER_PATH_PREFIXES)
-
-
-def elementary_parameter_count(model: nn.Module) -> int:
-    """Parameters a plain model of the same architecture has (tied parameters counted once)."""
-    return sum(p.numel() for name, p in model.named_parameters() if not is_hyper_path(name))
 
 
 def weight_sq_norm(layer: nn.Module, h: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,13 +1,14 @@
-"""Figures of a suite, as PDF and PNG, styled for a paper as they are.
+"""Stage 3 of a report: the figures of a suite, as PDF and PNG, styled for a paper as they are.
 
 * ``best_val_vs_time`` (and ``best_val_vs_log_time``): best validation loss so far against charged
-  wall-clock, one panel per task, mean ± standard error across seeds (:func:`hpobench_stn.aggregate.bands`).
+  wall-clock, one panel per task, mean ± standard error across seeds (:func:`hpobench_stn.reporting.aggregate.bands`).
 * ``final_best``: each seed's final best validation per arm (seeds joined across arms, since they are
   paired), with the mean ± sd; for the ``sensitivity`` suite this is the sensitivity figure.
 * ``budget``: where the budget went per arm: training, validation, the method's own work, the
-  harness, and the unused rest (idle), mean over seeds.
+  harness, and the unused rest (idle), mean over seeds (:func:`hpobench_stn.reporting.aggregate.budget_table`).
 * ``schedule_<task>``: the hyperparameter schedules of the gray-box runs, one panel per hyperparameter.
 
+Arms appear in the order fixed when the runs were loaded (:attr:`hpobench_stn.reporting.load.Runs.arms`).
 Every arm keeps one colour, line style and marker in every figure (:func:`arm_styles`), drawn from
 seaborn's colour-blind-safe palette; lines also differ in style, so the figures survive greyscale.
 """
@@ -34,15 +35,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-from .aggregate import bands, curves
-from .registry import RegistryError, get_task
-from .report import KNOWN_ARMS, PHASE_GROUPS, Runs, arm_order
-from .space import Int
+from ..foundation.space import Int
+from ..harness.registry import RegistryError, get_task
+from .aggregate import CATEGORIES, bands, budget_table, curves
+from .load import KNOWN_ARMS, Runs
 
 __all__ = ["ArmStyle", "arm_styles", "write_figures"]
 
 FULL_WIDTH_IN = 6.75  # a two-column paper's text width
-CATEGORIES = ("training", "validation", "method", "harness", "idle")
 _LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
@@ -88,13 +88,14 @@ class ArmStyle:
 
 
 def arm_styles(arms: Iterable[str]) -> dict[str, ArmStyle]:
-    """One style per arm: the shipped methods always get the same one; other arms the unused colours."""
+    """One style per arm, given in reporting order (``Runs.arms``): the shipped methods always get the
+    same colour and line style; other arms the unused colours, and markers and line styles by position."""
     palette = sns.color_palette("colorblind", 10)
     dark = sns.color_palette("dark", 10)
     spare = [palette[3], palette[6], dark[0], dark[3], dark[4], dark[2], palette[8]]
     styles: dict[str, ArmStyle] = {}
     others = 0
-    for arm in arm_order(arms):
+    for arm in dict.fromkeys(arms):
         if arm in _FIXED_COLOURS:
             color = palette[_FIXED_COLOURS[arm]]
         else:  # the palette's unused colours, then its dark variants, then around again
@@ -149,7 +150,7 @@ def plot_best_vs_time(runs: Runs, *, log: bool = False) -> Figure:
     """Best validation so far vs charged seconds; a panel per task, mean ± s.e.m. over seeds."""
     table = bands(curves(runs, log=log))
     tasks = sorted(runs.runs["task"].unique())
-    arms = arm_order(runs.runs["arm"])
+    arms = runs.arms
     styles = arm_styles(arms)
     fig, axes = plt.subplots(1, len(tasks), figsize=(FULL_WIDTH_IN, 2.5), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -199,7 +200,7 @@ def _clip_y(ax: Axes, band: pd.DataFrame) -> None:
 def plot_final_best(runs: Runs) -> Figure:
     """Each seed's final best validation per arm, seeds joined across arms, the mean ± sd as a bar."""
     tasks = sorted(runs.runs["task"].unique())
-    arms = arm_order(runs.runs["arm"])
+    arms = runs.arms
     styles = arm_styles(arms)
     width = max(FULL_WIDTH_IN, 0.45 * len(arms) * len(tasks) + 1)
     fig, axes = plt.subplots(1, len(tasks), figsize=(width, 2.8), squeeze=False)
@@ -230,23 +231,11 @@ def plot_final_best(runs: Runs) -> Figure:
     return fig
 
 
-def budget_table(runs: Runs) -> pd.DataFrame:
-    """Mean charged seconds per task, arm and category (:data:`CATEGORIES`) over seeds."""
-    r = runs.runs
-    phase_cols = [c for c in r.columns if c.startswith("phase/")]
-    out = r[["task", "arm"]].copy()
-    for cat in CATEGORIES[:-1]:
-        cols = [c for c in phase_cols if PHASE_GROUPS.get(c.removeprefix("phase/"), "method") == cat]
-        out[cat] = r[cols].sum(axis=1) if cols else 0.0
-    out["idle"] = (r["budget_s"] - r["elapsed_s"]).clip(lower=0.0)
-    return out.groupby(["task", "arm"], sort=False)[list(CATEGORIES)].mean().reset_index()
-
-
 def plot_budget(runs: Runs) -> Figure:
     """A stacked bar per arm and task: the share of the budget each kind of work was charged."""
     table = budget_table(runs)
     tasks = sorted(table["task"].unique())
-    arms = arm_order(table["arm"])
+    arms = runs.ordered(table["arm"])
     colors = _CATEGORY_COLOURS
     height = 0.9 + 0.28 * len(arms)
     fig, axes = plt.subplots(1, len(tasks), figsize=(FULL_WIDTH_IN, height), squeeze=False, sharey=True)
@@ -282,8 +271,8 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
     if s.empty:
         return None
     names = list(dict.fromkeys(s["name"]))
-    arms = arm_order(s["arm"])
-    styles = arm_styles(arm_order(runs.runs["arm"]))
+    arms = runs.ordered(s["arm"])
+    styles = arm_styles(runs.arms)
     try:
         space = get_task(task).space
     except RegistryError:

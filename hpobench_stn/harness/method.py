@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .clock import PAUSED, BudgetTimer
+from ..foundation.clock import PAUSED, BudgetTimer
+from ..foundation.seeding import RunSeeds
+from ..foundation.space import Config, SearchSpace, SpaceError
 from .records import RunLog, ScheduleRecord, TrialRecord, TrialStatus, finite
-from .seeding import RunSeeds
-from .space import Config, SearchSpace, SpaceError
 from .task import FitResult, Task
 
 __all__ = ["AskTellMethod", "Method", "MethodError", "NoOptions", "ProposalError", "RunContext", "phase_delta"]

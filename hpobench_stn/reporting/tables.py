@@ -1,6 +1,6 @@
-"""The summary table of a suite in Markdown, CSV and LaTeX (booktabs), each with its provenance.
+"""Stage 3 of a report: the summary table of a suite in Markdown, CSV and LaTeX (booktabs), with provenance.
 
-:func:`write_tables` takes :func:`hpobench_stn.aggregate.summarise`'s frame and writes
+:func:`write_tables` takes :func:`hpobench_stn.reporting.aggregate.summarise`'s frame and writes
 ``summary.md``, ``summary.csv`` and ``summary.tex``. In Markdown and LaTeX the best arm of each task
 (lowest mean final best validation) is in bold and arms not significantly worse than it carry a
 dagger; the CSV keeps the raw numbers, the test and its p-value, and the provenance as columns.
@@ -41,7 +41,7 @@ class Provenance:
 
 
 def provenance(runs: pd.DataFrame) -> Provenance:
-    """The :class:`Provenance` of the runs table of :func:`hpobench_stn.report.load_runs`."""
+    """The :class:`Provenance` of the runs table of :func:`hpobench_stn.reporting.load.load_runs`."""
 
     def distinct(column: str) -> tuple[str, ...]:
         return tuple(sorted({str(v) for v in runs[column].dropna()}))

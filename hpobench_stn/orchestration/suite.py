@@ -1,6 +1,6 @@
 """Suites as data: a TOML file naming tasks × methods × seeds, a preset and a budget.
 
-Example (``hpobench_stn/suites/smoke.toml``)::
+Example (``hpobench_stn/orchestration/suites/smoke.toml``)::
 
     [suite]
     name = "smoke"
@@ -42,8 +42,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .clock import Budget
-from .runner import RunSpec
+from ..foundation.clock import Budget
+from ..harness.runner import RunSpec
 
 __all__ = ["Suite", "SuiteError", "builtin_suites", "load_suite"]
 
@@ -120,7 +120,7 @@ class Suite:
 
 def builtin_suites() -> dict[str, Path]:
     """Built-in suite name → file."""
-    folder = resources.files("hpobench_stn") / "suites"
+    folder = resources.files("hpobench_stn.orchestration") / "suites"
     return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".toml")}
 
 

@@ -1,4 +1,4 @@
-"""Reading a folder of runs into tidy tables: the input of every report (aggregates, tables, figures).
+"""Stage 1 of a report: read a folder of runs into tidy tables, and fix the order of the arms.
 
 :func:`collect` walks a results folder for run directories (those holding ``log.jsonl`` or
 ``final.json``) and returns one row per run with the columns of :data:`COLUMNS`, the per-run CSV.
@@ -9,7 +9,9 @@ one per trial, one per schedule value. Reports are built only from complete runs
 has not spent its budget, so its best-so-far is not comparable.
 
 Runs are grouped by their *arm*: the name a suite gives a method with its options (``stn_1to1`` for
-``stn`` with ``train_steps = 1``). For a plain suite the arm is the method's name.
+``stn`` with ``train_steps = 1``). For a plain suite the arm is the method's name. The order in which
+arms appear in every table and figure (and so which colour each gets) is decided here, once
+(:func:`arm_order`, kept in :attr:`Runs.arms`); the later stages take it from there.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from .records import FINAL_NAME, LOG_NAME, FinalRecord, RecordError, RunState, load_final, load_log
+from ..harness.records import FINAL_NAME, LOG_NAME, FinalRecord, RecordError, RunState, load_final, load_log
 
-__all__ = ["COLUMNS", "KNOWN_ARMS", "PHASE_GROUPS", "Runs", "arm_order", "collect", "load_runs", "write_csv"]
+__all__ = ["COLUMNS", "KNOWN_ARMS", "Runs", "arm_order", "collect", "load_runs", "write_csv"]
 
 COLUMNS = [
     "task",
@@ -42,19 +44,6 @@ COLUMNS = [
     "wall_s",
     "status",
 ]
-
-# How the clock's phases are reported: what the budget went to.
-PHASE_GROUPS: dict[str, str] = {
-    "data": "training",
-    "train": "training",
-    "validate": "validation",
-    "ask": "method",  # proposing configs (e.g. fitting a GP)
-    "tell": "method",
-    "hyper": "method",  # STN's hyper-steps
-    "harness": "harness",  # charged time outside any phase: the harness's own bookkeeping
-}
-# Phases a method invents fall under "method"; "idle" is the part of the budget a run did not use.
-
 
 # The order (and, in figures, the colours) of the methods this project ships; other arms follow.
 KNOWN_ARMS = ("grid", "random", "skopt_gp", "optuna_tpe", "optuna_gp", "stn", "schedule_replay")
@@ -162,12 +151,27 @@ class Runs:
         schedules: one row per logged hyperparameter value: ``task, arm, seed, step, elapsed_s, name,
             value`` (``name`` includes ``sigma/<hp>`` entries).
         incomplete: how many runs under the folder are not complete (left out of the three tables).
+        arms: every arm of ``runs`` once, in the order of every table and figure (:func:`arm_order`).
     """
 
     runs: pd.DataFrame
     trials: pd.DataFrame
     schedules: pd.DataFrame
     incomplete: int
+    arms: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        present = set(self.runs["arm"])
+        if len(set(self.arms)) != len(self.arms) or set(self.arms) != present:
+            raise ValueError(
+                f"Runs.arms must list each arm of the runs table once, got {list(self.arms)} "
+                f"for the arms {sorted(present)}"
+            )
+
+    def ordered(self, arms: Iterable[str]) -> list[str]:
+        """The arms among ``arms`` (any iterable, repeats allowed) in :attr:`arms` order."""
+        wanted = set(arms)
+        return [a for a in self.arms if a in wanted]
 
 
 def load_runs(root: Path) -> Runs:
@@ -221,4 +225,4 @@ def load_runs(root: Path) -> Runs:
         trial_rows, columns=["task", "arm", "seed", "index", "elapsed_s", "val_loss", "best_so_far", "status"]
     )
     schedules_df = pd.DataFrame(schedule_rows, columns=["task", "arm", "seed", "step", "elapsed_s", "name", "value"])
-    return Runs(runs, trials_df, schedules_df, incomplete)
+    return Runs(runs, trials_df, schedules_df, incomplete, arms=tuple(arm_order(runs["arm"])))

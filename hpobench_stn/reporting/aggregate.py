@@ -1,4 +1,4 @@
-"""Aggregates over complete runs (:class:`hpobench_stn.report.Runs`): the numbers behind every table and figure.
+"""Stage 2 of a report: aggregates and tests over the loaded runs, the numbers behind every table and figure.
 
 * :func:`best_so_far_at`: a run's best validation loss so far as a step function of charged time.
 * :func:`curves` / :func:`bands`: those step functions on one common time grid per task, and their
@@ -6,6 +6,9 @@
 * :func:`summarise`: per task × arm, the final best validation (mean, sd, n over seeds), the test loss
   at the incumbent, trials, the time to reach the best baseline's final value, and the paired test
   against the best arm (:func:`paired_test`).
+* :func:`budget_table`: where each arm's budget went (training, validation, the method, the harness, idle).
+
+Arms come in the order of :attr:`hpobench_stn.reporting.load.Runs.arms`.
 
 The rules (what a band is, which test is used for which n, what "time to target" means) are stated
 in ``docs/reports.md``; the functions here are their single implementation.
@@ -21,13 +24,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .report import Runs, arm_order
+from .load import Runs
 
 __all__ = [
     "ALPHA",
+    "CATEGORIES",
+    "PHASE_GROUPS",
     "PairedTest",
     "bands",
     "best_so_far_at",
+    "budget_table",
     "curves",
     "paired_test",
     "summarise",
@@ -38,6 +44,19 @@ __all__ = [
 ALPHA = 0.05  # one-sided level of "significantly worse than the best"
 WILCOXON_MIN_N = 5  # below this the exact signed-rank test cannot reach p < 0.05 (n = 4: p >= 1/16)
 T_TEST_MIN_N = 3  # below this no test is made
+
+# How the clock's phases are reported: what the budget went to.
+PHASE_GROUPS: dict[str, str] = {
+    "data": "training",
+    "train": "training",
+    "validate": "validation",
+    "ask": "method",  # proposing configs (e.g. fitting a GP)
+    "tell": "method",
+    "hyper": "method",  # STN's hyper-steps
+    "harness": "harness",  # charged time outside any phase: the harness's own bookkeeping
+}
+# Phases a method invents fall under "method"; "idle" is the part of the budget a run did not use.
+CATEGORIES = ("training", "validation", "method", "harness", "idle")
 
 
 def best_so_far_at(elapsed_s: np.ndarray, best_so_far: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -182,7 +201,7 @@ SUMMARY_COLUMNS = [
 
 
 def summarise(runs: Runs, baselines: Collection[str]) -> pd.DataFrame:
-    """One row per task × arm (columns :data:`SUMMARY_COLUMNS`), arms in :func:`arm_order`.
+    """One row per task × arm (columns :data:`SUMMARY_COLUMNS`), arms in ``runs.arms`` order.
 
     ``baselines`` names the *methods* whose arms set the time-to-target: the target of a task is the
     lowest mean final best validation among its baseline arms (among all arms when there is none).
@@ -194,7 +213,7 @@ def summarise(runs: Runs, baselines: Collection[str]) -> pd.DataFrame:
     """
     rows = []
     for task, task_runs in runs.runs.groupby("task", sort=True):
-        order = arm_order(task_runs["arm"].unique())
+        order = runs.ordered(task_runs["arm"])
         per_arm = [(arm, task_runs[task_runs["arm"] == arm]) for arm in order]
         means = task_runs.groupby("arm")["best_val"].mean()[order]
         base_arms = [a for a in means.index if task_runs.loc[task_runs["arm"] == a, "method"].iloc[0] in baselines]
@@ -245,3 +264,15 @@ def summarise(runs: Runs, baselines: Collection[str]) -> pd.DataFrame:
     # True / False / None as Python objects: a column of only booleans would become numpy's bool dtype.
     out["not_worse"] = pd.Series([r["not_worse"] for r in rows], dtype=object)
     return out
+
+
+def budget_table(runs: Runs) -> pd.DataFrame:
+    """Mean charged seconds per task, arm and category (:data:`CATEGORIES`) over seeds."""
+    r = runs.runs
+    phase_cols = [c for c in r.columns if c.startswith("phase/")]
+    out = r[["task", "arm"]].copy()
+    for cat in CATEGORIES[:-1]:
+        cols = [c for c in phase_cols if PHASE_GROUPS.get(c.removeprefix("phase/"), "method") == cat]
+        out[cat] = r[cols].sum(axis=1) if cols else 0.0
+    out["idle"] = (r["budget_s"] - r["elapsed_s"]).clip(lower=0.0)
+    return out.groupby(["task", "arm"], sort=False)[list(CATEGORIES)].mean().reset_index()

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..foundation.space import Config, SearchSpace, SpaceError
 from .records import ScheduleRecord, load_log
-from .space import Config, SearchSpace, SpaceError
 
 __all__ = ["Schedule"]
 

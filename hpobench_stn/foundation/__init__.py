@@ -1,0 +1,9 @@
+"""Foundation: the values every other layer may use, and that import nothing else of the project.
+
+* :mod:`.space`: search spaces (``Float``, ``Int``, ``SearchSpace``, ``HParamKind``), declared once by a task.
+* :mod:`.clock`: the budget, the GPU-synchronised wall clock, the fake clock of the tests, the phase timer.
+* :mod:`.seeding`: one master seed per run, split by purpose (``RunSeeds``).
+* :mod:`.provenance`: git state, library versions, device and host of a run.
+
+May import: the standard library and third-party packages only. Every other subpackage may import it.
+"""
