@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -341,3 +343,33 @@ def test_run_help_lists_every_method_and_task_including_plugins(run_cli: CliRunn
         "default_plugin_test",
     }
     assert "cifar_alexnet (smoke/cpu/paper), digits_mlp (smoke/cpu), ptb_lstm (smoke/cpu/paper)" in proc.stdout
+
+
+def test_a_method_from_another_installed_distribution_is_found_by_its_entry_point(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """What ``pip install other-project`` leaves in site-packages: its module and a ``.dist-info`` whose
+    ``entry_points.txt`` declares the method in the ``hpobench_stn.methods`` group."""
+    site = tmp_path / "site"
+    (site / "ext_hpo").mkdir(parents=True)
+    (site / "ext_hpo" / "__init__.py").write_text(PLUGIN.replace("default_plugin_test", "ext_default"))
+    info = site / "ext_hpo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ext-hpo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hpobench_stn.methods]\next_default = ext_hpo\n")
+    env = {**cli_env, "PYTHONPATH": str(site)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hpobench_stn", *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    assert "ext_default" in listed.stdout.splitlines()[0].removeprefix("methods: ").split(", ")
+    assert "ext_default" in cli("run", "--help").stdout
+    argv = [*RUN, "--budget", "1", "--out", str(tmp_path / "results")]
+    argv[argv.index("random")] = "ext_default"
+    ran = cli(*argv)
+    assert ran.returncode == 0, ran.stderr
+    assert load_final(_run_dir(tmp_path / "results", method="ext_default")).meta.method == "ext_default"

@@ -9,6 +9,7 @@ Imports are read from the source with :mod:`ast`, so imports inside functions co
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -180,3 +181,21 @@ def test_the_architecture_doc_states_the_rule_the_test_enforces() -> None:
     expected = {name: (str(layer), may_import(name)) for name, layer in LAYERS.items()}
     expected |= {name: ("plug-ins", may_import(name) - {FACADE}) for name in PLUGINS}
     assert documented == expected
+
+
+def test_the_readme_layout_table_matches_the_tree() -> None:
+    """Every path the README's layout table names exists; every core subpackage and every top-level
+    folder of the project (not the ignored ones: virtualenvs, build output, caches) has a row."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("## Layout") :].split("\n\n")[1]
+    named = {p.rstrip("/") for row in table.splitlines() for p in re.findall(r"^\| `([^`]+)`", row)}
+    named |= {p.rstrip("/") for p in re.findall(r"^\| `[^`]+`, `([^`]+)`", table, flags=re.M)}
+    assert all((ROOT / p).exists() for p in named), sorted(p for p in named if not (ROOT / p).exists())
+    ignored = [line.strip().strip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line.strip()]
+    folders = {
+        p.name
+        for p in ROOT.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not any(fnmatch.fnmatch(p.name, g) for g in ignored)
+    }
+    assert folders <= named
+    assert {f"{PACKAGE}/{sub}" for sub in LAYERS} <= named
