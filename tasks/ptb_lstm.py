@@ -29,10 +29,17 @@ by 4 when the latest validation loss is worse than the best of those more than `
 fire again at later epochs (the STN baseline's rule; AWD-LSTM switches to ASGD once instead).
 
 Evaluation (clean, full sequence): eval mode (no dropout, no AR/TAR), the split cut into
-``eval_batch_size`` columns and read in windows of ``bptt``, hidden state carried across the windows and
-reset at the start of every evaluation. The loss is the mean token cross-entropy (nats);
-``metrics["perplexity"]`` = ``exp(loss)``. Training and evaluation keep separate hidden states, so an
-evaluation in the middle of an epoch (STN's periodic validation) does not disturb training.
+``eval_batch_size`` (validation) or ``test_batch_size`` (test) columns and read in windows of ``bptt``,
+hidden state carried across the windows and reset at the start of every evaluation. The loss is the mean
+token cross-entropy (nats); ``metrics["perplexity"]`` = ``exp(loss)``.
+
+One hidden state per purpose (:data:`STREAMS`: training, validation, test, and a gray-box method's
+tuning batches), each reset at the first window of its own pass. Every window carries the index of its
+stream, set by the iterator that made it, so :meth:`PTBTask.eval_sums` always continues the state of
+its own pass: a test evaluation cannot leave its hidden state for the next hyper-step (the test text
+would then steer STN), and a periodic validation does not disturb training. :meth:`PTBTask.tuning_batches`
+reads the validation text at the training width (``batch_size`` columns), as the official STN code's
+hyper-steps do, in a stream of its own.
 
 Hyperparameters (all regularisers, shared by every method, STN included; the default is the
 unregularised model):
@@ -111,6 +118,8 @@ from hpobench_stn.nn.regularizers import (
 )
 
 DROPOUTS = ("dropouto", "dropouti", "dropouth", "dropoute", "wdrop")
+# One recurrent state per purpose; a window carries its stream's index (see windows()).
+STREAMS = ("train", "val", "test", "tune")
 
 
 @dataclass(frozen=True)
@@ -160,8 +169,8 @@ class TiedLSTM(nn.Module):
     ``HyperEmbedding`` and ``HyperLSTM``); the rest of the architecture is shared. The decoder is the
     elementary embedding's transpose plus a bias, in both.
 
-    The recurrent state lives in the module, one per ``stream`` (``"train"``, ``"eval"``), detached
-    after every window (truncated BPTT); it is not part of ``state_dict``.
+    The recurrent state lives in the module, one per ``stream`` (:data:`STREAMS`), detached after every
+    window (truncated BPTT); it is not part of ``state_dict``.
 
     Shape:
         tokens: ``(T, N)`` int64; rates: :class:`Rates` of ``(N,)``; output: the top layer's raw and
@@ -275,14 +284,19 @@ def batchify(tokens: torch.Tensor, columns: int) -> torch.Tensor:
     return tokens[: rows * columns].view(columns, rows).t().contiguous()
 
 
-def windows(data: torch.Tensor, bptt: int) -> Iterator[Batch]:
-    """Consecutive ``(inputs (T, N), targets (T, N), position)`` windows of ``data`` ``(L, N)``.
+def windows(data: torch.Tensor, bptt: int, stream: str) -> Iterator[Batch]:
+    """Consecutive ``(inputs (T, N), targets (T, N), position, stream)`` windows of ``data`` ``(L, N)``.
 
-    ``position`` is a CPU int64 scalar, the window's first row; 0 tells the model to reset its state.
+    ``position`` is a CPU int64 scalar, the window's first row; 0 tells the model to reset the state of
+    the window's stream. ``stream`` is a CPU int64 scalar, the index in :data:`STREAMS` of the pass the
+    windows belong to.
     """
+    if stream not in STREAMS:
+        raise TaskError(f"ptb_lstm: stream must be one of {', '.join(STREAMS)}, got {stream!r}")
+    index = torch.tensor(STREAMS.index(stream))
     for i in range(0, data.shape[0] - 1, bptt):
         seq = min(bptt, data.shape[0] - 1 - i)
-        yield data[i : i + seq], data[i + 1 : i + 1 + seq], torch.tensor(i)
+        yield data[i : i + seq], data[i + 1 : i + 1 + seq], torch.tensor(i), index
 
 
 @register_task("ptb_lstm")
@@ -366,6 +380,7 @@ class PTBTask(Task):
         self.vocab_size = len(corpus.vocab)
         self.train_data = batchify(train, p.batch_size).to(self.device)  # (L, batch_size)
         self.val_data = batchify(val, p.eval_batch_size).to(self.device)
+        self.tune_data = batchify(val, p.batch_size).to(self.device)  # the validation text at the training width
         self.test_data = batchify(corpus.test, p.test_batch_size).to(self.device)
         return (
             f"{corpus.folder} (ptb.train/valid/test.txt, md5 verified); train tokens {train.numel()}, "
@@ -374,10 +389,15 @@ class PTBTask(Task):
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         # Language modelling keeps the text's order: the generator is not used.
-        return windows(self.train_data, self.preset.bptt)
+        return windows(self.train_data, self.preset.bptt, "train")
 
     def eval_batches(self, split: Split) -> Iterator[Batch]:
-        return windows(self.val_data if split == "val" else self.test_data, self.preset.bptt)
+        return windows(self.val_data if split == "val" else self.test_data, self.preset.bptt, split)
+
+    def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        """One pass over the validation text at ``batch_size`` columns, in its own stream (the text's
+        order: the generator is not used)."""
+        return windows(self.tune_data, self.preset.bptt, "tune")
 
     # ----------------------------------------------------------------------------------------------
     # Model and objective
@@ -406,10 +426,10 @@ class PTBTask(Task):
         return Rates(*(per_example(float(config[k]), n, like) for k in DROPOUTS))
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        inputs, targets, position = batch
+        inputs, targets, position, stream = batch
         lm = cast(TiedLSTM, model)
         rates = Rates(*(values[k] for k in DROPOUTS))
-        raw, dropped = lm(inputs, rates, "train", int(position) == 0)
+        raw, dropped = lm(inputs, rates, STREAMS[int(stream)], int(position) == 0)
         logits = lm.decode(dropped)  # (T, N, vocab)
         loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
         return (
@@ -419,10 +439,11 @@ class PTBTask(Task):
         )
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
-        inputs, targets, position = batch
+        inputs, targets, position, stream = batch
         lm = cast(TiedLSTM, model)
         zeros = torch.zeros(inputs.shape[1], device=inputs.device)
-        raw, _ = lm(inputs, Rates(*([zeros] * len(DROPOUTS))), "eval", int(position) == 0)  # eval: clean
+        # Clean (all rates 0), continuing the hidden state of the batch's own pass (val, test or tune).
+        raw, _ = lm(inputs, Rates(*([zeros] * len(DROPOUTS))), STREAMS[int(stream)], int(position) == 0)
         logits = lm.decode(raw)
         loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
         return loss, targets.numel(), {}

@@ -23,7 +23,7 @@ from hpobench_stn.datasets import ptb as ptb_data
 from hpobench_stn.harness.runner import RunSpec, execute
 from hpobench_stn.nn import hyper_input_of
 from hpobench_stn.nn.regularizers import drop_connect, embedding_dropout, locked_dropout
-from hpobench_stn.tasks.ptb_lstm import REGULARISED, PTBTask, Rates, TiedLSTM
+from hpobench_stn.tasks.ptb_lstm import REGULARISED, STREAMS, PTBTask, Rates, TiedLSTM, windows
 
 _ENV = os.environ.get("HPOBENCH_STN_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -179,7 +179,7 @@ def test_empirical_drop_fractions_follow_per_example_rates() -> None:
 
 def test_zero_rates_and_eval_mode_are_the_identity(smoke: PTBTask) -> None:
     model = smoke.build_model(config(smoke), torch.Generator().manual_seed(0))
-    inputs, _, _ = next(iter(smoke.train_batches(torch.Generator())))
+    inputs = next(iter(smoke.train_batches(torch.Generator())))[0]
     zeros = smoke.rates(config(smoke), inputs.shape[1], torch.zeros(1))
     high = smoke.rates(config(smoke, **REGULARISED), inputs.shape[1], torch.zeros(1))
     lm = model
@@ -194,7 +194,7 @@ def test_zero_rates_and_eval_mode_are_the_identity(smoke: PTBTask) -> None:
 def test_drop_connect_masks_w_hh_in_training_only(smoke: PTBTask) -> None:
     lm = smoke.build_model(config(smoke), torch.Generator().manual_seed(0))
     assert isinstance(lm, TiedLSTM)
-    inputs, _, _ = next(iter(smoke.train_batches(torch.Generator())))
+    inputs = next(iter(smoke.train_batches(torch.Generator())))[0]
     n = inputs.shape[1]
     wdrop = smoke.rates(config(smoke, wdrop=0.5), n, torch.zeros(1))
     plain = smoke.rates(config(smoke), n, torch.zeros(1))
@@ -261,7 +261,7 @@ def test_hidden_state_carries_across_windows_and_training_state_survives_evaluat
     with torch.no_grad():
         smoke.eval_sums(model, first)
         carried, _, _ = smoke.eval_sums(model, second)
-        fresh, _, _ = smoke.eval_sums(model, (second[0], second[1], torch.tensor(0)))
+        fresh, _, _ = smoke.eval_sums(model, (second[0], second[1], torch.tensor(0), second[3]))
     assert not torch.equal(carried, fresh)  # the first window's state reached the second
     model.train()
     smoke.training_loss(model, next(iter(smoke.train_batches(torch.Generator()))), config(smoke))
@@ -270,6 +270,31 @@ def test_hidden_state_carries_across_windows_and_training_state_survives_evaluat
     assert all(
         torch.equal(a, b) for a, b in zip(train_state, (t for p in model.states["train"] for t in p), strict=True)
     )
+
+
+def test_each_pass_keeps_its_own_hidden_state(smoke: PTBTask) -> None:
+    """A tuning window continues the tuning pass's state, whatever validation or test ran in between:
+    the test text cannot reach a hyper-step (it would steer STN)."""
+    model = smoke.build_model(config(smoke), torch.Generator().manual_seed(0))
+    model.eval()
+    first, second = list(smoke.tuning_batches(torch.Generator()))[:2]
+    assert first[0].shape[1] == smoke.preset.batch_size  # the validation text at the training width
+    with torch.no_grad():
+        smoke.eval_sums(model, first)
+        undisturbed, _, _ = smoke.eval_sums(model, second)
+        smoke.eval_sums(model, first)
+        smoke.evaluate(model, "test")
+        smoke.evaluate(model, "val")
+        after_test, _, _ = smoke.eval_sums(model, second)
+    assert torch.equal(after_test, undisturbed)
+
+
+def test_windows_name_their_stream() -> None:
+    data = torch.arange(40).view(10, 4)
+    streams = {int(w[3]) for w in windows(data, 3, "test")}
+    assert streams == {STREAMS.index("test")}
+    with pytest.raises(TaskError, match=r"ptb_lstm: stream must be one of train, val, test, tune, got 'eval'"):
+        next(windows(data, 3, "eval"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,7 +313,7 @@ def test_smoke_run_with_every_black_box_method(method: str, tmp_path: Path) -> N
 def test_hyper_lstm_refuses_differing_per_example_drop_connect_rates(smoke: PTBTask) -> None:
     """The STN model takes one DropConnect mask per batch too; differing rows name the per-batch rule."""
     lm = smoke.build_hyper_model(len(smoke.space), torch.Generator().manual_seed(0))
-    inputs, _, _ = next(iter(smoke.train_batches(torch.Generator())))
+    inputs = next(iter(smoke.train_batches(torch.Generator())))[0]
     n = inputs.shape[1]
     hyper_input_of(lm).set(torch.rand(len(smoke.space)))
     plain = smoke.rates(config(smoke), n, torch.zeros(1))

@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from hpobench_stn import (
     Float,
     HParamKind,
     MethodError,
+    Preset,
     SearchSpace,
     Task,
     TaskError,
@@ -364,6 +366,27 @@ def test_stn_smoke_runs_on_the_real_tasks(task: str, tmp_path: Path) -> None:
     assert schedule[-1].values != schedule[0].values  # λ moved after the warm-up
     assert outcome.final.incumbent_test_loss is not None
     assert outcome.final.elapsed_s < 120
+
+
+@pytest.mark.skipif(not HAS_PTB, reason="no PTB data")
+def test_stn_on_ptb_with_the_papers_unequal_widths(isolated_registry: None, tmp_path: Path) -> None:
+    """Training, validation and test at different widths (the paper: 40, 10 and 1 columns): each pass
+    keeps its own hidden state, so the hyper-steps after a test evaluation do not start from it."""
+    widths = {"batch_size": 8, "eval_batch_size": 4, "test_batch_size": 1}  # 19 training, 13 validation windows
+
+    @register_task("ptb_unequal_widths")
+    class Unequal(PTBTask):
+        presets: ClassVar[Mapping[str, Preset]] = {"smoke": replace(PTBTask.presets["smoke"], **widths)}
+
+    # No warm-up: hyper-steps from the first step. The first validation is always a new incumbent and
+    # is tested; epoch 2's hyper-steps then resume the tuning pass mid-text (about 9 hyper-steps an
+    # epoch against 13 validation windows), where a shared state would be the test's, 1 column wide.
+    options = {"warmup_epochs": 0, "schedule_every": 5, "max_epochs": 2}
+    spec = RunSpec("ptb_unequal_widths", "stn", "smoke", 0, Budget(120), options)
+    outcome = execute(spec, tmp_path, device="cpu", data_dir=DATA)
+    _, trials, _ = load_log(outcome.run_dir)
+    assert [t.status for t in trials] == [TrialStatus.COMPLETE] * 2
+    assert trials[0].test_loss is not None  # the first validation was tested before epoch 2's hyper-steps
 
 
 # ------------------------------------------------------------------------------------------------------

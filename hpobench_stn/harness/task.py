@@ -173,7 +173,13 @@ class Task(ABC):
 
     @abstractmethod
     def eval_batches(self, split: Split) -> Iterator[Batch]:
-        """The whole ``val`` or ``test`` split in a fixed order, never augmented."""
+        """The whole ``val`` or ``test`` split in a fixed order, never augmented.
+
+        A task whose evaluation carries state across batches (an LSTM's hidden state) keeps one state
+        per pass (training, validation, test, tuning), reset at the pass's first batch: its batches
+        say which pass they belong to, and :meth:`eval_sums` continues that pass's state only.
+        Otherwise a test evaluation would hand its state to the next hyper-step (test would steer).
+        """
 
     # ----------------------------------------------------------------------------------------------
     # Model and objective
@@ -241,7 +247,8 @@ class Task(ABC):
     def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         """One pass over the validation split for a gray-box method's hyper-steps: clean batches that
         :meth:`eval_sums` accepts. Default: :meth:`eval_batches` ``("val")``; override for batches of the
-        training size in an order drawn from ``generator``."""
+        training size in an order drawn from ``generator``, and always in a stateful task (the tuning
+        pass needs its own state, see :meth:`eval_batches`)."""
         return self.eval_batches("val")
 
     def best_response_defaults(self) -> Mapping[str, Any]:
