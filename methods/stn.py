@@ -123,6 +123,8 @@ def _cycle(make: Callable[[], Iterable[Batch]]) -> Iterator[Batch]:
 class STN(Method):
     """Self-Tuning Networks (see the module docstring)."""
 
+    record_kind = "validation"  # one record per periodic validation of its single training run
+
     Options = STNOptions
     options: STNOptions
 

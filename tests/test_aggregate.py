@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -184,3 +185,18 @@ def test_budget_categories_add_up_to_the_budget() -> None:
     assert table.loc["a", list(CATEGORIES)].tolist() == [27.0, 2.0, 1.0, 0.0, 0.0]
     # b: train 20, hyper 6 → method, validate 3: 29 charged, 1 s idle.
     assert table.loc["b", list(CATEGORIES)].tolist() == [20.0, 3.0, 6.0, 0.0, 1.0]
+
+
+def test_the_best_arm_is_the_lowest_mean_test_loss_at_the_incumbent_not_the_lowest_validation() -> None:
+    """b has the lower validation losses, a the lower test losses: a is best, and b's paired test is
+    on the test losses (b - a = 1 on every seed: zero variance, so p = 0)."""
+    runs = make_runs()
+    frame = runs.runs.copy()
+    frame.loc[frame["arm"] == "a", "test_at_best"] = [1.0, 2.0, 3.0]
+    frame.loc[frame["arm"] == "b", "test_at_best"] = [2.0, 3.0, 4.0]
+    s = summarise(replace(runs, runs=frame), {"random"}, {"stn"}).set_index("arm")
+    assert s.loc["b", "best_val_mean"] < s.loc["a", "best_val_mean"]
+    assert bool(s.loc["a", "is_best"])
+    assert not bool(s.loc["b", "is_best"])
+    assert (s.loc["b", "test_name"], s.loc["b", "p_value"], s.loc["b", "not_worse"]) == ("t", 0.0, False)
+    assert (s.loc["a", "record_kind"], s.loc["b", "record_kind"]) == ("trial", "validation")

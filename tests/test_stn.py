@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 import torch
@@ -45,7 +45,7 @@ from hpobench_stn.methods.stn import STN
 from hpobench_stn.nn import elementary_parameter_count, hyper_input_of, init_hyper_path, is_hyper_path
 from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
 from hpobench_stn.tasks.digits_mlp import DigitsTask
-from hpobench_stn.tasks.ptb_lstm import PTBTask
+from hpobench_stn.tasks.ptb_lstm import PTBPreset, PTBTask
 
 _ENV = os.environ.get("HPOBENCH_STN_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -372,11 +372,12 @@ def test_stn_smoke_runs_on_the_real_tasks(task: str, tmp_path: Path) -> None:
 def test_stn_on_ptb_with_the_papers_unequal_widths(isolated_registry: None, tmp_path: Path) -> None:
     """Training, validation and test at different widths (the paper: 40, 10 and 1 columns): each pass
     keeps its own hidden state, so the hyper-steps after a test evaluation do not start from it."""
-    widths = {"batch_size": 8, "eval_batch_size": 4, "test_batch_size": 1}  # 19 training, 13 validation windows
+    # 19 training windows an epoch, 13 validation windows.
+    smoke = replace(cast(PTBPreset, PTBTask.presets["smoke"]), batch_size=8, eval_batch_size=4, test_batch_size=1)
 
     @register_task("ptb_unequal_widths")
     class Unequal(PTBTask):
-        presets: ClassVar[Mapping[str, Preset]] = {"smoke": replace(PTBTask.presets["smoke"], **widths)}
+        presets: ClassVar[Mapping[str, Preset]] = {"smoke": smoke}
 
     # No warm-up: hyper-steps from the first step. The first validation is always a new incumbent and
     # is tested; epoch 2's hyper-steps then resume the tuning pass mid-text (about 9 hyper-steps an

@@ -17,7 +17,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ..foundation.clock import PAUSED, BudgetTimer
 from ..foundation.seeding import RunSeeds
@@ -48,11 +48,15 @@ class Method(ABC):
         name: the registry name.
         Options: a frozen dataclass of the method's options (suite files and the CLI fill it).
         libraries: distributions whose versions are written into every run record.
+        record_kind: what one of its records is: ``"trial"`` (a config trained from scratch) or
+            ``"validation"`` (one periodic validation of a single training run, as STN's). Reports
+            count them apart, so a table never compares STN's epochs with another method's trials.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[Any]] = NoOptions
     libraries: ClassVar[tuple[str, ...]] = ()
+    record_kind: ClassVar[Literal["trial", "validation"]] = "trial"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         allowed = [f.name for f in dataclasses.fields(self.Options)]

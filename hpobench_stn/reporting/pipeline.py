@@ -28,7 +28,7 @@ from .figures import write_figures
 from .load import load_runs, write_csv
 from .tables import Provenance, provenance, write_tables
 
-__all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report"]
+__all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report", "validation_methods"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,19 @@ def baseline_methods(methods: Sequence[str]) -> set[str]:
     return found
 
 
+def validation_methods(methods: Sequence[str]) -> set[str]:
+    """The methods among ``methods`` whose records are periodic validations of one training run
+    (``Method.record_kind == "validation"``, e.g. STN), not trials."""
+    found = set()
+    for name in methods:
+        try:
+            if get_method(name).record_kind == "validation":
+                found.add(name)
+        except RegistryError:
+            continue  # not loaded here: counted as trials
+    return found
+
+
 def make_report(
     results_dir: Path,
     plots_dir: Path | None = None,
@@ -77,7 +90,8 @@ def make_report(
     write_csv(results_dir, paths[0])
     runs = load_runs(results_dir)
     # 2. Aggregate and test.
-    summary = summarise(runs, baseline_methods(sorted(runs.runs["method"].unique())))
+    methods = sorted(runs.runs["method"].unique())
+    summary = summarise(runs, baseline_methods(methods), validation_methods(methods))
     prov = provenance(runs.runs)
     # 3. Write: tables beside the runs, figures into the plots folder.
     paths += write_tables(summary, prov, results_dir)

@@ -1,9 +1,10 @@
 """Stage 3 of a report: the summary table of a suite in Markdown, CSV and LaTeX (booktabs), with provenance.
 
 :func:`write_tables` takes :func:`hpobench_stn.reporting.aggregate.summarise`'s frame and writes
-``summary.md``, ``summary.csv`` and ``summary.tex``. In Markdown and LaTeX the best arm of each task
-(lowest mean final best validation) is in bold and arms not significantly worse than it carry a
-dagger; the CSV keeps the raw numbers, the test and its p-value, and the provenance as columns.
+``summary.md``, ``summary.csv`` and ``summary.tex``. The headline column is the test loss at the
+validation-selected incumbent: in Markdown and LaTeX the best arm of each task (lowest mean) is in
+bold and arms not significantly worse than it carry a dagger; the best validation loss stands beside
+it. The CSV keeps the raw numbers, the test and its p-value, and the provenance as columns.
 """
 
 from __future__ import annotations
@@ -80,26 +81,32 @@ def _ttt(row: pd.Series) -> str:
     return f"{row['ttt_median_s']:.0f} s ({int(row['ttt_reached'])}/{n})"
 
 
+def _evaluations(row: pd.Series) -> str:
+    """Trials per run with (complete / failed), or a gray-box method's periodic validations (its
+    COMPLETE records: the record that ends its run at the deadline holds no validation)."""
+    if row["record_kind"] == "validation":
+        return f"{row['complete_mean']:.1f} validations"
+    return f"{row['trials_mean']:.1f} trials ({row['complete_mean']:.1f} / {row['failed_mean']:.1f})"
+
+
 def _display(summary: pd.DataFrame, bold: tuple[str, str], dagger: str) -> pd.DataFrame:
     """The human table: formatted strings, the best arm wrapped in ``bold``, a ``dagger`` for the ties."""
     rows = []
     for _, r in summary.iterrows():
-        val = format_pm(r["best_val_mean"], r["best_val_sd"])
+        test = format_pm(r["test_mean"], r["test_sd"])
         if r["is_best"]:
-            val = f"{bold[0]}{val}{bold[1]}"
+            test = f"{bold[0]}{test}{bold[1]}"
         elif r["not_worse"] is True:
-            val = f"{val}{dagger}"
+            test = f"{test}{dagger}"
         rows.append(
             {
                 "task": f"{r['task']} ({r['preset']})",
                 "method": r["arm"],
                 "n": int(r["n"]),
-                "best validation": val,
-                "test at incumbent": format_pm(r["test_mean"], r["test_sd"]),
-                "trials (complete / failed)": (
-                    f"{r['trials_mean']:.1f} ({r['complete_mean']:.1f} / {r['failed_mean']:.1f})"
-                ),
-                "time to target": _ttt(r),
+                "test at incumbent": test,
+                "best validation": format_pm(r["best_val_mean"], r["best_val_sd"]),
+                "evaluations per run": _evaluations(r),
+                "time to target (validation)": _ttt(r),
             }
         )
     return pd.DataFrame(rows)
@@ -114,13 +121,16 @@ def _legend(summary: pd.DataFrame) -> str:
     }
     how = "; ".join(said[t] for t in tests if t in said) or "no other arm to test"
     return (
-        "Final best validation loss and the test loss at the incumbent (mean ± sd over seeds). Bold: the "
-        "lowest mean per task; † not significantly worse than it at α = 0.05 by "
-        f"{how}. Trials: evaluations per run (for STN, one per epoch of its single training run), in "
-        "brackets those that trained all their epochs and those that failed (a non-finite loss). Time to "
-        "target: median charged seconds to reach the best black-box method's mean final value (the best "
-        "method's when the table has no black-box method; seeds that never did count as infinitely late), "
-        "and how many seeds reached it."
+        "Test loss at the incumbent (the checkpoint each run selected by its best validation loss) and "
+        "that best validation loss, mean ± sd over seeds. Methods are ranked on the test loss: a "
+        "gradient-based tuner fits the validation set, so its validation loss is optimistic. Bold: the "
+        "lowest mean test loss per task; † not significantly worse than it at α = 0.05 by "
+        f"{how}. Evaluations: for black-box methods the trials per run, in brackets those that trained "
+        "all their epochs and those that failed (a non-finite loss); for a method that tunes within one "
+        "training run (STN), its periodic validations. Time to target (validation): median charged "
+        "seconds to reach the best black-box method's mean final best validation loss (the best "
+        "method's when the table has no black-box method; seeds that never did count as infinitely "
+        "late), and how many seeds reached it."
     )
 
 
@@ -138,13 +148,13 @@ def _latex_escape(text: str) -> str:
 def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
     """A booktabs ``table`` with one block per task (a midrule between tasks) and the legend as caption."""
     display = _display(summary, ("\\textbf{", "}"), "$^\\dagger$")
-    header = ["Method", "$n$", "Best validation", "Test at incumbent", "Trials (compl.\\,/\\,failed)", "Time to target"]
+    header = ["Method", "$n$", "Test at incumbent", "Best validation", "Evaluations per run", "Time to target (val.)"]
     lines = [
         "% " + _latex_escape(f"Generated by hpobench report; {prov.sentence()}."),
         "\\begin{table}[t]",
         "\\centering",
         "\\small",
-        "\\begin{tabular}{lrllrl}",
+        "\\begin{tabular}{lrllll}",
         "\\toprule",
         " & ".join(header) + " \\\\",
     ]
@@ -154,10 +164,10 @@ def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
             cells = [
                 _latex_escape(str(r["method"])),
                 str(r["n"]),
-                r["best validation"].replace("±", "$\\pm$").replace("_", "\\_"),
                 r["test at incumbent"].replace("±", "$\\pm$"),
-                r["trials (complete / failed)"],
-                r["time to target"].replace("–", "--"),
+                r["best validation"].replace("±", "$\\pm$"),
+                r["evaluations per run"].replace(" / ", "\\,/\\,"),
+                r["time to target (validation)"].replace("–", "--"),
             ]
             lines.append(" & ".join(cells) + " \\\\")
     caption = _latex_escape(_legend(summary)).replace("±", "$\\pm$").replace("†", "$^\\dagger$")
