@@ -14,7 +14,9 @@ One run trains one best-response model (the task's architecture built from hyper
      (:meth:`~hpobench_stn.Task.tuning_batches`, scored by the same ``eval_sums`` as every
      validation) with the model answering for perturbed ``λ + σ·ε`` (reparameterised, so σ gets a
      gradient); loss = mean validation loss − ``tau``·entropy(σ); Adam steps λ and σ only. The loss
-     is the plain validation loss: no AR/TAR or other training penalties on validation.
+     is the plain validation loss: no AR/TAR or other training penalties on validation. With
+     ``hyper_perturb=False`` (the official LSTM code's hyper-step) the model answers for the current λ
+     instead: σ then has no validation gradient, so it is not tuned and the entropy term is dropped.
 
 3. Every ``val_every`` epochs (phase ``validate``): a full clean validation at the current λ, recorded
    as one trial (config = λ as applied, Ints floored), then the task's ``after_validation`` rule (e.g.
@@ -70,6 +72,9 @@ class STNOptions:
     sigma0: float = 0.5  # initial perturbation scale (unconstrained space)
     sigma_max: float = 2.0  # upper bound of σ (ours, not the paper's: see HParams.clamp_)
     tune_sigma: bool = True  # False keeps σ at sigma0 (a fixed perturbation scale; only λ moves)
+    # Hyper-steps at perturbed λ (the official CNN code) or at the current λ (False: the official LSTM
+    # code; σ is then fixed and no entropy term is used). None: the task's default, then True.
+    hyper_perturb: bool | None = None
     perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
     gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
     tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
@@ -102,6 +107,8 @@ class STNOptions:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if not isinstance(self.tune_sigma, bool):
             raise ValueError(f"tune_sigma must be true or false, got {self.tune_sigma!r}")
+        if self.hyper_perturb is not None and not isinstance(self.hyper_perturb, bool):
+            raise ValueError(f"hyper_perturb must be true or false, got {self.hyper_perturb!r}")
         if self.perturb not in ("example", "batch"):
             raise ValueError(f"perturb must be 'example' or 'batch', got {self.perturb!r}")
         if not 0 < self.margin < 0.5:
@@ -140,6 +147,7 @@ class STN(Method):
         return replace(
             opts,
             warmup_epochs=DEFAULT_WARMUP_EPOCHS if opts.warmup_epochs is None else int(opts.warmup_epochs),
+            hyper_perturb=True if opts.hyper_perturb is None else opts.hyper_perturb,
             hyper_lr=DEFAULT_HYPER_LR if opts.hyper_lr is None else opts.hyper_lr,
         )
 
@@ -184,8 +192,10 @@ class STN(Method):
                     device=task.device,
                 )
                 weight_opt = task.make_optimizer(model)
-                # With tune_sigma off, σ is not handed to the optimiser: it stays at sigma0 (up to an Int's floor).
-                tuned_params = list(hparams.parameters()) if opts.tune_sigma else [hparams.unconstrained]
+                # With tune_sigma off, or hyper-steps at the current λ (no gradient for σ), σ is not handed to
+                # the optimiser: it stays at sigma0 (up to an Int's floor).
+                tune_sigma = opts.tune_sigma and bool(opts.hyper_perturb)
+                tuned_params = list(hparams.parameters()) if tune_sigma else [hparams.unconstrained]
                 hyper_opt = torch.optim.Adam(tuned_params, lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
             _Loop(
                 task, ctx, opts, model, hyper_input_of(model), hparams, fixed, weight_opt, hyper_opt, method_rng
@@ -284,10 +294,15 @@ class _Loop:
             # The expected validation loss over the perturbation: the model answers for λ + σ·ε, one
             # draw per example, differentiable in λ and σ (reparameterised). Without it σ would see only
             # the entropy bonus and grow without bound.
-            n = self.task.examples_in(batch)
-            self.hyper_input.set(self.hparams.perturbed(n, differentiable=True).hnet)  # (N, K)
+            if self.opts.hyper_perturb:
+                n = self.task.examples_in(batch)
+                self.hyper_input.set(self.hparams.perturbed(n, differentiable=True).hnet)  # (N, K)
+            else:  # the official LSTM hyper-step: the current λ, the same row for every example
+                self.hyper_input.set(self.hparams.hnet_input())  # (K,), differentiable in u
             loss_sum, n, _ = self.task.eval_sums(self.model, batch)
-            loss = loss_sum / n - self.opts.tau * self.hparams.entropy()
+            loss = loss_sum / n
+            if self.opts.hyper_perturb:
+                loss = loss - self.opts.tau * self.hparams.entropy()
             if not torch.isfinite(loss):
                 self.stop(TrialStatus.FAILED, f"non-finite validation loss {loss.item()} in a hyper-step")
                 return False

@@ -358,7 +358,7 @@ class PTBTask(Task):
         ),
     }
     preset: PTBPreset
-    batch_level_hparams = ("wdrop",)  # one DropConnect mask per batch (see TiedLSTM._run_layer)
+    batch_level_hparams: ClassVar[tuple[str, ...]] = ("wdrop",)  # one DropConnect mask per batch (TiedLSTM._run_layer)
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         super().__init__(preset, device=device, data_dir=data_dir)

@@ -182,6 +182,21 @@ def test_tune_sigma_false_keeps_sigma_and_moves_lambda(tmp_path: Path) -> None:
     assert any(schedule[-1].values[n] != schedule[0].values[n] for n in tune)
 
 
+def test_hyper_steps_at_the_current_lambda_keep_sigma_and_move_lambda(tmp_path: Path) -> None:
+    """hyper_perturb=false (the official LSTM hyper-step): σ has no validation gradient and no entropy
+    term, so it stays at sigma0 although tune_sigma is on; λ still moves, and the run differs from the
+    perturbed hyper-steps of the same seed."""
+    tune = ["dropout_in", "dropout_h1"]
+    options = {**DIGITS_OPTIONS, "tune": tune, "sigma0": 0.3}
+    still = _run(0, tmp_path / "current", {**options, "hyper_perturb": False})
+    perturbed = _run(0, tmp_path / "perturbed", options)
+    _, _, schedule = load_log(still.run_dir)
+    assert all(abs(s.values[f"sigma/{n}"] - 0.3) < 1e-6 for s in schedule for n in tune)
+    assert any(schedule[-1].values[n] != schedule[0].values[n] for n in tune)
+    _, _, other = load_log(perturbed.run_dir)
+    assert any(abs(other[-1].values[f"sigma/{n}"] - 0.3) > 1e-6 for n in tune)  # perturbed: σ is tuned
+
+
 # ------------------------------------------------------------------------------------------------------
 # What STN refuses
 
@@ -215,6 +230,7 @@ def test_stn_refuses_optimisation_settings_and_tunes_the_rest(isolated_registry:
         ({"margin": 0.5}, r"margin must lie in \(0, 0.5\), got 0.5"),
         ({"sigma_max": float("inf")}, "sigma_max must be a finite number > 0"),
         ({"tune_sigma": "no"}, "tune_sigma must be true or false, got 'no'"),
+        ({"hyper_perturb": 1}, "hyper_perturb must be true or false, got 1"),
     ],
 )
 def test_bad_options_raise_clear_errors(options: dict[str, Any], match: str, tmp_path: Path) -> None:
