@@ -7,15 +7,19 @@ incumbent, the validations made, and where a few hyperparameters ended.
     python benchmarks/stn_recipe.py                      # every comparison, seed 0, 300 s per run
     python benchmarks/stn_recipe.py --only ptb_hyper_step --seed 1 --budget 120
 
-Comparisons (first arm: this project's recipe; second: the official code's choice):
+Comparisons (first arm: the recipe before issue 13, pinned by its options; second: the official code's
+choice). Seed 0 of the first three ran at commit a7b6d73, where the ``_before`` arms were the defaults
+(named ``ptb_ours`` and ``cifar_ours`` there); the numbers are in docs/stn.md.
 
 * ``ptb_hyper_step``: hyper-steps at perturbed λ with σ tuned from 0.5 and an entropy term, against
   the official LSTM hyper-step (current λ, σ fixed at 1, no entropy);
 * ``ptb_alpha_beta``: the official start values (every rate and α, β at 0.05; here α, β start at 5 %
   of their ranges, 0.2 and 0.1, and the rates at 0.045), and α, β perturbed once per batch as the
-  official code does; both against ``ptb_ours`` of the first comparison (same conditions);
+  official code does; both against ``ptb_before`` of the first comparison (same conditions);
 * ``cifar_start``: start values at 5 % of each range (cutout holes 0, length 1; hue 0.025; input scale
-  0.015), against the official ones (every rate 0.05, cutout length 3, holes 1).
+  0.015), against the official ones (every rate 0.05, cutout length 3, holes 1);
+* ``ptb_sigma``: today's PTB defaults (the official hyper-step, σ fixed at 0.5 for the training
+  perturbations) against σ fixed at the official 1.0.
 """
 
 from __future__ import annotations
@@ -50,20 +54,33 @@ PTB_OFFICIAL_START: dict[str, float] = {
     "alpha": 0.05,
     "beta": 0.05,
 }
+PTB_DROPOUTS = ("dropouto", "dropouti", "dropouth", "dropoute", "wdrop")
+# The recipe before issue 13, pinned: every start at the space's default (0), which the margin rule
+# moves to 5 % of its range; hyper-steps at perturbed λ with σ tuned.
+PTB_BEFORE: dict[str, Any] = {"hyper_perturb": True, "init": dict.fromkeys((*PTB_DROPOUTS, "alpha", "beta"), 0.0)}
+CIFAR_BEFORE: dict[str, Any] = {
+    "init": {**dict.fromkeys(CIFAR_OFFICIAL_START, 0.0), "cutout_length": 0, "cutout_holes": 0}
+}
 # arm → (task, stn options)
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ptb_ours": ("ptb_lstm", {}),
-    "ptb_official_hyper_step": ("ptb_lstm", {"hyper_perturb": False, "sigma0": 1.0, "tune_sigma": False}),
+    "ptb_before": ("ptb_lstm", PTB_BEFORE),
+    "ptb_official_hyper_step": (
+        "ptb_lstm",
+        {**PTB_BEFORE, "hyper_perturb": False, "sigma0": 1.0, "tune_sigma": False},
+    ),
     # The official start values: every rate and α, β at 0.05 (a margin below α's 1.25 % of its range).
-    "ptb_alpha_beta_0.05": ("ptb_lstm", {"init": PTB_OFFICIAL_START, "margin": 0.01}),
-    "ptb_alpha_beta_per_batch": ("ptb_lstm_ab_per_batch", {}),
-    "cifar_ours": ("cifar_alexnet", {}),
+    "ptb_alpha_beta_0.05": ("ptb_lstm", {"hyper_perturb": True, "init": PTB_OFFICIAL_START, "margin": 0.01}),
+    "ptb_alpha_beta_per_batch": ("ptb_lstm_ab_per_batch", PTB_BEFORE),
+    "ptb_default": ("ptb_lstm", {}),
+    "ptb_default_sigma1": ("ptb_lstm", {"sigma0": 1.0}),
+    "cifar_before": ("cifar_alexnet", CIFAR_BEFORE),
     "cifar_official_start": ("cifar_alexnet", {"init": CIFAR_OFFICIAL_START}),
 }
 COMPARISONS: dict[str, tuple[str, ...]] = {
-    "ptb_hyper_step": ("ptb_ours", "ptb_official_hyper_step"),
-    "ptb_alpha_beta": ("ptb_alpha_beta_0.05", "ptb_alpha_beta_per_batch"),  # against ptb_ours of the first
-    "cifar_start": ("cifar_ours", "cifar_official_start"),
+    "ptb_hyper_step": ("ptb_before", "ptb_official_hyper_step"),
+    "ptb_alpha_beta": ("ptb_alpha_beta_0.05", "ptb_alpha_beta_per_batch"),  # against ptb_before
+    "cifar_start": ("cifar_before", "cifar_official_start"),
+    "ptb_sigma": ("ptb_default", "ptb_default_sigma1"),
 }
 SHOWN = {
     "ptb_lstm": ("dropouto", "dropouti", "dropouth", "wdrop", "alpha", "beta"),

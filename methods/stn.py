@@ -78,7 +78,9 @@ class STNOptions:
     perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
     gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
     tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
-    init: dict[str, float] = field(default_factory=dict)  # starting values (default: the space's defaults)
+    init: dict[str, float] = field(
+        default_factory=dict
+    )  # starting values (unnamed: the task's, then the space's defaults)
     margin: float = 0.05  # starting values are moved at least this fraction of the range inside the bounds
     val_every: int = 1  # epochs between full validations
     schedule_every: int = 10  # weight steps between schedule records
@@ -142,8 +144,10 @@ class STN(Method):
         if unknown:
             raise MethodError(f"task {task.name!r}: unknown best-response defaults {unknown}")
         opts = self.options
+        # Start values: the user's, then the task's (the official code's), then the space's defaults.
+        init = {**dict(defaults.pop("init", {})), **opts.init}
         filled = {k: v for k, v in defaults.items() if getattr(opts, k) is None}
-        opts = replace(opts, **filled)
+        opts = replace(opts, init=init, **filled)
         return replace(
             opts,
             warmup_epochs=DEFAULT_WARMUP_EPOCHS if opts.warmup_epochs is None else int(opts.warmup_epochs),

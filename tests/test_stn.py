@@ -197,6 +197,20 @@ def test_hyper_steps_at_the_current_lambda_keep_sigma_and_move_lambda(tmp_path: 
     assert any(abs(other[-1].values[f"sigma/{n}"] - 0.3) > 1e-6 for n in tune)  # perturbed: σ is tuned
 
 
+def test_task_defaults_give_the_official_recipe_and_the_users_options_win() -> None:
+    """PTB: the official LSTM hyper-step and rates starting at 0.05; CIFAR: the official start values
+    (every rate 0.05, cutout length 3 and one hole). A user's init entry replaces the task's for that
+    name only; a user's hyper_perturb replaces the task's."""
+    ptb = STN().resolved(PTBTask("smoke"))
+    assert ptb.hyper_perturb is False
+    assert ptb.init == dict.fromkeys(("dropouto", "dropouti", "dropouth", "dropoute", "wdrop"), 0.05)
+    cifar = STN({"init": {"hue": 0.2}}).resolved(CifarAlexNet("smoke"))
+    assert cifar.hyper_perturb is True
+    assert (cifar.init["hue"], cifar.init["cutout_length"], cifar.init["cutout_holes"]) == (0.2, 3, 1)
+    assert cifar.init["dropout_conv1"] == cifar.init["input_scale"] == 0.05
+    assert STN({"hyper_perturb": True}).resolved(PTBTask("smoke")).hyper_perturb is True
+
+
 # ------------------------------------------------------------------------------------------------------
 # What STN refuses
 
