@@ -18,8 +18,9 @@ choice). Seed 0 of the first three ran at commit a7b6d73, where the ``_before`` 
   official code does; both against ``ptb_before`` of the first comparison (same conditions);
 * ``cifar_start``: start values at 5 % of each range (cutout holes 0, length 1; hue 0.025; input scale
   0.015), against the official ones (every rate 0.05, cutout length 3, holes 1);
-* ``ptb_sigma``: today's PTB defaults (the official hyper-step, σ fixed at 0.5 for the training
-  perturbations) against σ fixed at the official 1.0.
+* ``ptb_sigma``: the official hyper-step with σ fixed at 0.5, against today's PTB defaults (the official
+  recipe, σ fixed at 1). Seed 0 ran at commit 052bdde (before ``sigma_fixed`` existed) as ``{}`` and
+  ``sigma0=1.0``, the same two recipes.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     # The official start values: every rate and α, β at 0.05 (a margin below α's 1.25 % of its range).
     "ptb_alpha_beta_0.05": ("ptb_lstm", {"hyper_perturb": True, "init": PTB_OFFICIAL_START, "margin": 0.01}),
     "ptb_alpha_beta_per_batch": ("ptb_lstm_ab_per_batch", PTB_BEFORE),
+    "ptb_official_sigma_0.5": ("ptb_lstm", {"sigma_fixed": 0.5}),
     "ptb_default": ("ptb_lstm", {}),
-    "ptb_default_sigma1": ("ptb_lstm", {"sigma0": 1.0}),
     "cifar_before": ("cifar_alexnet", CIFAR_BEFORE),
     "cifar_official_start": ("cifar_alexnet", {"init": CIFAR_OFFICIAL_START}),
 }
@@ -80,7 +81,7 @@ COMPARISONS: dict[str, tuple[str, ...]] = {
     "ptb_hyper_step": ("ptb_before", "ptb_official_hyper_step"),
     "ptb_alpha_beta": ("ptb_alpha_beta_0.05", "ptb_alpha_beta_per_batch"),  # against ptb_before
     "cifar_start": ("cifar_before", "cifar_official_start"),
-    "ptb_sigma": ("ptb_default", "ptb_default_sigma1"),
+    "ptb_sigma": ("ptb_official_sigma_0.5", "ptb_default"),
 }
 SHOWN = {
     "ptb_lstm": ("dropouto", "dropouti", "dropouth", "wdrop", "alpha", "beta"),

@@ -75,6 +75,9 @@ class STNOptions:
     # Hyper-steps at perturbed λ (the official CNN code) or at the current λ (False: the official LSTM
     # code; σ is then fixed and no entropy term is used). None: the task's default, then True.
     hyper_perturb: bool | None = None
+    # σ of the training perturbations when hyper-steps run at the current λ (σ is then not tuned).
+    # None: the task's default, then sigma0. The official LSTM code fixes it at 1.
+    sigma_fixed: float | None = None
     perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
     gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
     tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
@@ -99,7 +102,7 @@ class STNOptions:
         positive_int("schedule_every", self.schedule_every)
         if self.max_epochs is not None:
             positive_int("max_epochs", self.max_epochs)
-        for name in ("hyper_lr", "sigma0", "sigma_max"):
+        for name in ("hyper_lr", "sigma0", "sigma_max", "sigma_fixed"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -185,11 +188,13 @@ class STN(Method):
             with timer.phase("train"):
                 model = task.build_hyper_model(len(names), seeds.torch("init"))
                 init_hyper_path(model, method_rng, opts.gate_std)
+                # Hyper-steps at the current λ leave σ untuned: it is sigma_fixed (the task's, else sigma0).
+                sigma = opts.sigma0 if opts.hyper_perturb or opts.sigma_fixed is None else opts.sigma_fixed
                 hparams = HParams(
                     task.space,
                     names,
                     init,
-                    opts.sigma0,
+                    sigma,
                     per_batch=per_batch,
                     margin=opts.margin,
                     sigma_max=opts.sigma_max,

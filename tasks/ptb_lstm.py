@@ -413,13 +413,14 @@ class PTBTask(Task):
 
     def best_response_defaults(self) -> Mapping[str, Any]:
         """The official LSTM settings: about one warm-up epoch, Adam 0.01 for λ, hyper-steps at the
-        current λ (σ fixed, no entropy term), every dropout rate starting at 0.05. α and β start at the
-        margin rule's 0.2 and 0.1: the official 0.05 lies closer to their bound than the margin allows
-        (docs/stn.md, differences)."""
+        current λ with σ fixed at 1 and no entropy term, every dropout rate starting at 0.05. α and β
+        start at the margin rule's 0.2 and 0.1: the official 0.05 lies closer to their bound than the
+        margin allows (docs/stn.md, differences)."""
         return {
             "warmup_epochs": 1,
             "hyper_lr": 0.01,
             "hyper_perturb": False,
+            "sigma_fixed": 1.0,
             "init": dict.fromkeys(DROPOUTS, 0.05),
         }
 

@@ -195,6 +195,9 @@ def test_hyper_steps_at_the_current_lambda_keep_sigma_and_move_lambda(tmp_path: 
     assert any(schedule[-1].values[n] != schedule[0].values[n] for n in tune)
     _, _, other = load_log(perturbed.run_dir)
     assert any(abs(other[-1].values[f"sigma/{n}"] - 0.3) > 1e-6 for n in tune)  # perturbed: σ is tuned
+    fixed = _run(0, tmp_path / "fixed", {**options, "hyper_perturb": False, "sigma_fixed": 0.7})
+    _, _, at_fixed = load_log(fixed.run_dir)
+    assert all(abs(s.values[f"sigma/{n}"] - 0.7) < 1e-6 for s in at_fixed for n in tune)  # sigma_fixed, not sigma0
 
 
 def test_task_defaults_give_the_official_recipe_and_the_users_options_win() -> None:
@@ -202,7 +205,7 @@ def test_task_defaults_give_the_official_recipe_and_the_users_options_win() -> N
     (every rate 0.05, cutout length 3 and one hole). A user's init entry replaces the task's for that
     name only; a user's hyper_perturb replaces the task's."""
     ptb = STN().resolved(PTBTask("smoke"))
-    assert ptb.hyper_perturb is False
+    assert (ptb.hyper_perturb, ptb.sigma_fixed) == (False, 1.0)
     assert ptb.init == dict.fromkeys(("dropouto", "dropouti", "dropouth", "dropoute", "wdrop"), 0.05)
     cifar = STN({"init": {"hue": 0.2}}).resolved(CifarAlexNet("smoke"))
     assert cifar.hyper_perturb is True
@@ -245,6 +248,7 @@ def test_stn_refuses_optimisation_settings_and_tunes_the_rest(isolated_registry:
         ({"sigma_max": float("inf")}, "sigma_max must be a finite number > 0"),
         ({"tune_sigma": "no"}, "tune_sigma must be true or false, got 'no'"),
         ({"hyper_perturb": 1}, "hyper_perturb must be true or false, got 1"),
+        ({"sigma_fixed": -1.0}, "sigma_fixed must be a finite number > 0"),
     ],
 )
 def test_bad_options_raise_clear_errors(options: dict[str, Any], match: str, tmp_path: Path) -> None:
