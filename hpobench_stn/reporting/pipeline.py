@@ -15,13 +15,13 @@ a report can always be regenerated from a results folder alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..harness.method import AskTellMethod
+from ..harness.method import AskTellMethod, Method
 from ..harness.registry import RegistryError, get_method
 from .aggregate import summarise
 from .figures import write_figures
@@ -50,30 +50,29 @@ def default_plots_dir(results_dir: Path) -> Path:
     return results_dir / "plots"
 
 
-def baseline_methods(methods: Sequence[str]) -> set[str]:
-    """The black-box methods among ``methods`` (registered :class:`AskTellMethod` subclasses): the ones
-    whose best result sets a task's time-to-target."""
+def _registered_where(methods: Sequence[str], test: Callable[[type[Method]], bool]) -> set[str]:
+    """The names among ``methods`` whose registered class passes ``test``; a method whose plug-in is
+    not loaded here passes nothing."""
     found = set()
     for name in methods:
         try:
-            if issubclass(get_method(name), AskTellMethod):
+            if test(get_method(name)):
                 found.add(name)
         except RegistryError:
-            continue  # a method whose plug-in is not loaded here: not a baseline
+            continue
     return found
+
+
+def baseline_methods(methods: Sequence[str]) -> set[str]:
+    """The black-box methods among ``methods`` (registered :class:`AskTellMethod` subclasses): the ones
+    whose best result sets a task's time-to-target."""
+    return _registered_where(methods, lambda cls: issubclass(cls, AskTellMethod))
 
 
 def validation_methods(methods: Sequence[str]) -> set[str]:
     """The methods among ``methods`` whose records are periodic validations of one training run
     (``Method.record_kind == "validation"``, e.g. STN), not trials."""
-    found = set()
-    for name in methods:
-        try:
-            if get_method(name).record_kind == "validation":
-                found.add(name)
-        except RegistryError:
-            continue  # not loaded here: counted as trials
-    return found
+    return _registered_where(methods, lambda cls: cls.record_kind == "validation")
 
 
 def make_report(
