@@ -201,3 +201,27 @@ def test_from_run_without_metadata_is_refused(tmp_path: Path) -> None:
         log.append(rec(0, 0.1, 0.5))
     with pytest.raises(RecordError, match=r"no metadata record"):
         Schedule.from_run(tmp_path)
+
+
+def test_fraction_at_bounds_weighs_each_record_by_the_steps_it_was_in_force(space: SearchSpace) -> None:
+    """Positions on the sampling scale; within 1 % of either end counts; the last record has no duration."""
+    log_space = SearchSpace({"l2": Float(1e-3, 1e3, log=True), "p": Float(0.0, 0.9)})
+    sched = Schedule((0, 10, 40, 100), {"l2": (1.05e-3, 0.5, 0.5, 999.0), "p": (0.45, 0.895, 0.0, 0.45)})
+    fractions = sched.fraction_at_bounds(log_space)
+    assert fractions["l2"] == pytest.approx(0.1)  # 1.05e-3 sits 0.35 % up the log range for steps 0-10
+    assert fractions["p"] == pytest.approx(0.9)  # 0.895 (99.4 %) for 30 steps, 0 for 60
+    assert sched.fraction_at_bounds(log_space, tolerance=0.001)["p"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match=r"tolerance must lie in \(0, 0.5\), got 0.5"):
+        sched.fraction_at_bounds(log_space, tolerance=0.5)
+
+
+def test_mean_position_averages_the_tail_of_the_run_by_steps() -> None:
+    space = SearchSpace({"p": Float(0.0, 0.9)})
+    sched = Schedule((0, 50, 75, 100), {"p": (0.09, 0.18, 0.45, 0.9)})
+    assert sched.mean_position("p", space) == pytest.approx((50 * 0.1 + 25 * 0.2 + 25 * 0.5) / 100)
+    assert sched.mean_position("p", space, since=0.75) == pytest.approx(0.5)
+    assert sched.mean_position("p", space, since=0.6) == pytest.approx((15 * 0.2 + 25 * 0.5) / 40)
+    with pytest.raises(SpaceError, match=r"the schedule has no 'q'"):
+        sched.mean_position("q", space)
+    with pytest.raises(ValueError, match=r"since must lie in \[0, 1\), got 1"):
+        sched.mean_position("p", space, since=1)

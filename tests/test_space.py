@@ -308,3 +308,13 @@ def test_from_continuous_floors_ints_clips_floats_and_fills_the_rest() -> None:
     assert type(config["k"]) is int
     assert space.validate(config) == config
     assert space.from_continuous({"p": -1e-9, "k": -0.5, "w": 0.5}, fixed={})["k"] == 0
+
+
+def test_position_is_the_fraction_of_the_range_on_the_sampling_scale() -> None:
+    assert Float(0.0, 0.9).position(0.45) == pytest.approx(0.5)
+    assert Float(1e-3, 1e3, log=True).position(1.0) == pytest.approx(0.5)
+    assert Int(0, 3).position(2.0) == pytest.approx(0.5)  # [0, 4): each integer owns a quarter
+    assert Int(1, 3, log=True).position(2.0) == pytest.approx(0.5)  # [1, 4) on a log scale
+    assert Float(0.0, 1.0).position(1.5) == pytest.approx(1.5)  # not clipped
+    with pytest.raises(SpaceError, match=r"a log-scale value must be > 0, got 0\.0"):
+        Float(1e-3, 1.0, log=True).position(0.0)

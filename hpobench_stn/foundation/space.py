@@ -51,6 +51,14 @@ def _is_number(x: object) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
+def _position(value: float, low: float, high: float, log: bool) -> float:
+    if log:
+        if value <= 0:
+            raise SpaceError(f"a log-scale value must be > 0, got {value!r}")
+        return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+    return (value - low) / (high - low)
+
+
 @dataclass(frozen=True)
 class Float:
     """A continuous hyperparameter on ``[low, high]``, uniform or log-uniform.
@@ -104,6 +112,11 @@ class Float:
         values = np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
         # geomspace/linspace may leave the last value a ULP outside the bound
         return [float(min(max(v, self.low), self.high)) for v in values]
+
+    def position(self, value: float) -> float:
+        """Where ``value`` lies in the range on the sampling scale: 0 at ``low``, 1 at ``high`` (log scale:
+        of the logarithms), not clipped."""
+        return _position(value, self.low, self.high, self.log)
 
 
 @dataclass(frozen=True)
@@ -170,6 +183,12 @@ class Int:
     def from_continuous(self, x: float) -> int:
         """Map a continuous relaxation to an integer: ``floor(x)`` clipped to ``[low, high]``."""
         return int(min(max(math.floor(x), self.low), self.high))
+
+    def position(self, value: float) -> float:
+        """Where the continuous value ``value`` lies in ``[low, high + 1)`` (each integer owns an interval
+        of equal length, see :meth:`from_continuous`) on the sampling scale: 0 at ``low``, 1 at
+        ``high + 1``; not clipped."""
+        return _position(value, self.low, self.high + 1, self.log)
 
 
 Distribution = Float | Int

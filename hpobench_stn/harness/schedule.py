@@ -6,6 +6,13 @@ the value of every tuned hyperparameter (Ints as their continuous value) and ``s
 latest record at or before ``s`` (the first record before it; the last one after the end). Passing it
 to :meth:`hpobench_stn.Task.fit` trains a plain model from scratch with the schedule (the STN paper's
 "LSTM with the STN schedule").
+
+A schedule can also be read against its search space: :meth:`Schedule.fraction_at_bounds` is the
+fraction of the run (in weight steps) that each hyperparameter spent within ``BOUND_TOLERANCE`` of an
+end of its range (on the sampling scale), and :meth:`Schedule.mean_position` where it sat on average
+over a stretch of the run. A run that spent more than ``BOUND_WARNING`` of its schedule at a bound is
+warned about in its log and flagged in the run table: a gradient-based tuner parked at a bound is
+usually stuck in the saturated end of its parameterisation, not at an optimum.
 """
 
 from __future__ import annotations
@@ -18,7 +25,12 @@ from pathlib import Path
 from ..foundation.space import Config, SearchSpace, SpaceError
 from .records import ScheduleRecord, load_log
 
-__all__ = ["Schedule"]
+__all__ = ["BOUND_TOLERANCE", "BOUND_WARNING", "Schedule"]
+
+# Within 2.5 % of the range (sampling scale) of an end counts as "at the bound": there a sigmoid-projected
+# hyperparameter's sigmoid'(u) is below a tenth of its value at the centre (the saturated end).
+BOUND_TOLERANCE = 0.025
+BOUND_WARNING = 0.10  # a run that spends more than this fraction of its schedule at a bound is flagged
 
 
 @dataclass(frozen=True)
@@ -73,3 +85,44 @@ class Schedule:
         if unknown:
             raise SpaceError(f"the schedule names {unknown}, which the space does not have: {list(space)}")
         return space.from_continuous(self.at(step), fixed)
+
+    def _durations(self) -> list[float]:
+        """Weight steps each record was in force (the last record: none, unless it is the only one)."""
+        if len(self.steps) == 1:
+            return [1.0]
+        return [float(b - a) for a, b in zip(self.steps, self.steps[1:], strict=False)] + [0.0]
+
+    def _positions(self, name: str, space: SearchSpace) -> list[float]:
+        if name not in self.values:
+            raise SpaceError(f"the schedule has no {name!r}; it has {list(self.values)}")
+        if name not in space:
+            raise SpaceError(f"the space has no {name!r}; it has {list(space)}")
+        return [space[name].position(v) for v in self.values[name]]
+
+    def fraction_at_bounds(self, space: SearchSpace, tolerance: float = BOUND_TOLERANCE) -> dict[str, float]:
+        """name → the fraction of the run's weight steps at which the value lay within ``tolerance`` (a
+        fraction of the range, on the sampling scale) of either end of its range."""
+        if not 0 < tolerance < 0.5:
+            raise ValueError(f"tolerance must lie in (0, 0.5), got {tolerance!r}")
+        durations = self._durations()
+        total = sum(durations)
+        out: dict[str, float] = {}
+        for name in self.values:
+            at = [p <= tolerance or p >= 1 - tolerance for p in self._positions(name, space)]
+            out[name] = sum(d for d, hit in zip(durations, at, strict=True) if hit) / total
+        return out
+
+    def mean_position(self, name: str, space: SearchSpace, since: float = 0.0) -> float:
+        """The step-weighted mean position (0 at the range's low end, 1 at its high end, sampling scale)
+        of ``name`` from the fraction ``since`` of the run to its end (``0.75``: the last quarter)."""
+        if not 0 <= since < 1:
+            raise ValueError(f"since must lie in [0, 1), got {since!r}")
+        positions = self._positions(name, space)
+        if len(self.steps) == 1:
+            return positions[0]
+        start = self.steps[0] + since * (self.steps[-1] - self.steps[0])
+        weighted = total = 0.0
+        for a, b, p in zip(self.steps, self.steps[1:], positions, strict=False):
+            d = max(0.0, b - max(a, start))  # the part of [a, b) after ``start``
+            weighted, total = weighted + d * p, total + d
+        return weighted / total if total > 0 else positions[-1]
