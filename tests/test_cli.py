@@ -120,6 +120,7 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
         "elapsed_s",
         "wall_s",
         "status",
+        "warnings",
     ]
     assert reader.fieldnames == COLUMNS
     final = load_final(_run_dir(finished_run))
@@ -141,7 +142,9 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
     ("args", "message"),
     [
         pytest.param(
-            ["--task", "mnist"], "unknown task 'mnist'; known: cifar_alexnet, digits_mlp, ptb_lstm", id="unknown-task"
+            ["--task", "mnist"],
+            "unknown task 'mnist'; known: cifar_alexnet, digits_mlp, dropout_regression, ptb_lstm, ridge",
+            id="unknown-task",
         ),
         pytest.param(
             ["--preset", "huge"],
@@ -342,7 +345,8 @@ def test_run_help_lists_every_method_and_task_including_plugins(run_cli: CliRunn
         "schedule_replay",
         "default_plugin_test",
     }
-    assert "cifar_alexnet (smoke/cpu/paper), digits_mlp (smoke/cpu), ptb_lstm (smoke/cpu/paper)" in proc.stdout
+    assert "cifar_alexnet (smoke/cpu/paper), digits_mlp (smoke/cpu), dropout_regression (smoke), " in proc.stdout
+    assert "ptb_lstm (smoke/cpu/paper), ridge (smoke)" in proc.stdout
 
 
 def test_a_method_from_another_installed_distribution_is_found_by_its_entry_point(

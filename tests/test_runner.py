@@ -76,6 +76,35 @@ def test_complete_run_with_other_method_options_is_refused(tmp_path: Path) -> No
     assert execute(_spec(method="grid", points=2), tmp_path, clock=UnreadableClock(), device="cpu").skipped
 
 
+def test_a_suite_redoes_a_stale_run_and_keeps_the_old_files_beside_it(tmp_path: Path) -> None:
+    """With rerun_stale (suites), a finished run with other settings is moved aside and made again."""
+    old = execute(_spec(method="grid", points=2), tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    new = execute(_spec(method="grid", points=3), tmp_path, clock=FakeClock(tick=TICK), device="cpu", rerun_stale=True)
+    assert not new.skipped
+    assert new.final.meta.method_options == {"points": 3}
+    assert sorted(p.name.split(".")[1].split("-")[0] for p in new.moved_aside) == ["json", "jsonl"]
+    assert all(".stale-" in p.name and p.parent == old.run_dir for p in new.moved_aside)
+    assert load_final(new.run_dir).meta.method_options == {"points": 3}
+
+
+def test_a_run_recorded_before_an_option_existed_is_read_with_its_legacy_value(tmp_path: Path) -> None:
+    """stn's runs recorded before hnet_input existed fed positions to the hypernetwork: they are not
+    today's default (offsets), but they are the same experiment as hnet_input="position"."""
+    import json
+
+    opts = {"max_epochs": 1, "tune": ["dropout_in"], "hnet_input": "position"}
+    spec = RunSpec("digits_mlp", "stn", "smoke", 0, Budget(60.0), opts)
+    outcome = execute(spec, tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    final_path = outcome.run_dir / FINAL_NAME
+    data = json.loads(final_path.read_text())
+    del data["meta"]["method_options"]["hnet_input"]  # as if recorded before the option existed
+    final_path.write_text(json.dumps(data))
+    assert execute(spec, tmp_path, clock=UnreadableClock(), device="cpu").skipped
+    today = RunSpec("digits_mlp", "stn", "smoke", 0, Budget(60.0), {k: v for k, v in opts.items() if k != "hnet_input"})
+    with pytest.raises(RunMismatchError):
+        execute(today, tmp_path, clock=UnreadableClock(), device="cpu")
+
+
 def test_run_with_a_truncated_log_is_redone_and_the_old_log_kept(tmp_path: Path) -> None:
     """A run that died mid-line is redone from scratch; its log survives beside the new one."""
     first = execute(_spec(), tmp_path, clock=FakeClock(tick=TICK), device="cpu")

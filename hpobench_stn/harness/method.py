@@ -51,12 +51,17 @@ class Method(ABC):
         record_kind: what one of its records is: ``"trial"`` (a config trained from scratch) or
             ``"validation"`` (one periodic validation of a single training run, as STN's). Reports
             count them apart, so a table never compares STN's epochs with another method's trials.
+        legacy_options: options added after runs were recorded without them, each with the value that
+            reproduces the method's behaviour before the option existed. A recorded run that lacks one
+            is read with this value (not today's default) when a resume decides whether it is the same
+            experiment, so a recipe change is never mistaken for the old runs.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[Any]] = NoOptions
     libraries: ClassVar[tuple[str, ...]] = ()
     record_kind: ClassVar[Literal["trial", "validation"]] = "trial"
+    legacy_options: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         allowed = [f.name for f in dataclasses.fields(self.Options)]

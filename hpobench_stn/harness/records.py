@@ -36,9 +36,11 @@ __all__ = [
     "ScheduleRecord",
     "TrialRecord",
     "TrialStatus",
+    "WarningRecord",
     "finite",
     "load_final",
     "load_log",
+    "move_aside",
     "prepare_run_dir",
     "write_final",
 ]
@@ -109,6 +111,17 @@ class ScheduleRecord:
 
 
 @dataclass(frozen=True)
+class WarningRecord:
+    """Something a reader of the run should know that does not fail it (e.g. a schedule parked at a
+    bound of its range); also listed in ``final.json``'s ``warnings``."""
+
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "warning", **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
 class RunMetadata:
     """Everything needed to say what ran, where, and with which versions."""
 
@@ -152,6 +165,7 @@ class FinalRecord:
     elapsed_s: float  # charged seconds at the end: the budget plus at most one step, batch or ask/tell call
     wall_s: float  # wall-clock seconds including paused time (test evaluation, record writing)
     phases_s: dict[str, float] = field(default_factory=dict)  # charged seconds per phase, whole run
+    warnings: list[str] = field(default_factory=list)  # the run's WarningRecord messages
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -190,7 +204,7 @@ class RunLog:
             self._fh.close()
             self._fh = None
 
-    def append(self, record: TrialRecord | ScheduleRecord | RunMetadata) -> None:
+    def append(self, record: TrialRecord | ScheduleRecord | RunMetadata | WarningRecord) -> None:
         if self._fh is None:
             raise RuntimeError("RunLog.append outside its 'with' block")
         self._fh.write(_dumps(record.to_json()) + "\n")
@@ -214,6 +228,8 @@ def load_log(run_dir: Path) -> tuple[RunMetadata, list[TrialRecord], list[Schedu
                     trials.append(TrialRecord.from_json(d))
                 elif kind == "schedule":
                     schedule.append(ScheduleRecord.from_json(d))
+                elif kind == "warning":
+                    str(d["message"])  # kept in final.json's warnings; checked here for shape only
                 else:
                     raise ValueError(f"unknown record type {kind!r}")
             except (ValueError, KeyError, TypeError) as exc:
@@ -247,7 +263,8 @@ def load_final(run_dir: Path) -> FinalRecord:
         raise RecordError(f"{path}: malformed final record ({exc})") from exc
 
 
-def _move_aside(path: Path, label: str) -> Path:
+def move_aside(path: Path, label: str) -> Path:
+    """Rename ``path`` to ``<name>.<label>-<UTC time>`` beside it (never overwriting); the new path."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = path.with_name(f"{path.name}.{label}-{stamp}")
     n = 1
@@ -274,7 +291,7 @@ def prepare_run_dir(run_dir: Path) -> tuple[RunState, list[Path]]:
             load_final(run_dir)
             return RunState.COMPLETE, moved
         except RecordError:
-            moved.append(_move_aside(final_path, "corrupt"))
+            moved.append(move_aside(final_path, "corrupt"))
     log_path = run_dir / LOG_NAME
     if log_path.exists():
         try:
@@ -282,7 +299,7 @@ def prepare_run_dir(run_dir: Path) -> tuple[RunState, list[Path]]:
             label = "incomplete"
         except RecordError:
             label = "corrupt"
-        moved.append(_move_aside(log_path, label))
+        moved.append(move_aside(log_path, label))
     return RunState.INCOMPLETE, moved
 
 

@@ -28,20 +28,26 @@ import torch
 from ..foundation.clock import PAUSED, Budget, BudgetTimer, Clock, WallClock
 from ..foundation.provenance import describe_device, git_state, hostname, library_versions
 from ..foundation.seeding import RunSeeds, check_seed
-from ..foundation.space import SpaceError
+from ..foundation.space import SearchSpace, SpaceError
 from .method import MethodError, RunContext
 from .records import (
+    FINAL_NAME,
+    LOG_NAME,
     FinalRecord,
     RunLog,
     RunMetadata,
     RunState,
     TrialRecord,
     TrialStatus,
+    WarningRecord,
     load_final,
+    load_log,
+    move_aside,
     prepare_run_dir,
     write_final,
 )
 from .registry import RegistryError, get_method, get_task, loaded_plugins
+from .schedule import BOUND_WARNING, Schedule
 from .task import TaskError
 
 __all__ = [
@@ -52,6 +58,7 @@ __all__ = [
     "check_specs",
     "check_writable",
     "execute",
+    "schedule_warnings",
 ]
 
 
@@ -109,10 +116,13 @@ def _options_of(spec: RunSpec) -> dict[str, Any]:
 
 
 def _recorded_options(meta: RunMetadata) -> dict[str, Any] | None:
-    """A finished run's options with today's defaults filled in (None if they no longer parse), so that
-    a new option with a default does not orphan runs recorded before it existed."""
+    """A finished run's options as today's Options read them (None if they no longer parse): an option
+    the record lacks takes the method's ``legacy_options`` value (the behaviour before it existed), else
+    today's default, so that a new option that keeps the old behaviour does not orphan older runs."""
     try:
-        return get_method(meta.method)(meta.method_options).options_dict()
+        cls = get_method(meta.method)
+        legacy = {k: v for k, v in cls.legacy_options.items() if k not in meta.method_options}
+        return cls({**legacy, **meta.method_options}).options_dict()
     except (MethodError, RegistryError):
         return None
 
@@ -172,8 +182,13 @@ def execute(
     clock: Clock | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
     command: list[str] | None = None,
+    rerun_stale: bool = False,
 ) -> RunOutcome:
-    """Run ``spec`` into ``out`` (or return the finished run found there). See the module docstring."""
+    """Run ``spec`` into ``out`` (or return the finished run found there). See the module docstring.
+
+    A finished run at the same path made with other settings (a budget, an option, or a method default
+    that changed since) raises :class:`RunMismatchError`; with ``rerun_stale`` (suites) its files are
+    moved aside as ``.stale-<time>`` and the run is made again with today's settings."""
     task_cls = get_task(spec.task)
     method = get_method(spec.method)(spec.method_options)
     dev = resolve_device(device)
@@ -185,12 +200,14 @@ def execute(
     state, moved = prepare_run_dir(run_dir)
     if state is RunState.COMPLETE:
         final = load_final(run_dir)
-        if not spec.matches(final.meta):
+        if spec.matches(final.meta):
+            return RunOutcome(final, run_dir, skipped=True)
+        if not rerun_stale:
             raise RunMismatchError(
                 f"{run_dir} holds a finished run with other settings (budget {final.meta.budget_s}s, "
                 f"options {final.meta.method_options}); choose another output directory"
             )
-        return RunOutcome(final, run_dir, skipped=True)
+        moved = [move_aside(run_dir / name, "stale") for name in (FINAL_NAME, LOG_NAME) if (run_dir / name).exists()]
 
     task.prepare()
     seeds = RunSeeds.from_master(spec.seed)
@@ -231,6 +248,9 @@ def execute(
         method.run(task, ctx)
         with timer.paused():
             elapsed = timer.charged()  # read while paused: exactly the sum of the charged phases
+            warnings = schedule_warnings(task.space, run_dir)
+            for message in warnings:
+                log.append(WarningRecord(message))
             trials, inc = ctx.results_for_harness()
             final = FinalRecord(
                 meta=meta,
@@ -243,6 +263,23 @@ def execute(
                 elapsed_s=elapsed,
                 wall_s=clock.now() - wall_start,
                 phases_s={k: v for k, v in timer.totals().items() if k != PAUSED},
+                warnings=warnings,
             )
             write_final(run_dir, final)
     return RunOutcome(final, run_dir, skipped=False, moved_aside=tuple(moved))
+
+
+def schedule_warnings(space: SearchSpace, run_dir: Path) -> list[str]:
+    """Warnings about the schedule a gray-box run logged: each hyperparameter that spent more than
+    ``BOUND_WARNING`` of the run within ``BOUND_TOLERANCE`` of an end of its range (none without a
+    schedule)."""
+    _, _, records = load_log(run_dir)
+    if not records:
+        return []
+    fractions = Schedule.from_records(records).fraction_at_bounds(space)
+    return [
+        f"{name} sat at a bound of its range for {frac:.0%} of the schedule (more than {BOUND_WARNING:.0%}): "
+        "a gradient-based tuner parked there is usually stuck, not at an optimum"
+        for name, frac in fractions.items()
+        if frac > BOUND_WARNING
+    ]

@@ -96,10 +96,17 @@ def _summary(outcome: RunOutcome) -> str:
     return f"{f.n_trials} trials, best val {best}, test at best {test} ({verb}) -> {outcome.run_dir}"
 
 
-def _execute(spec: RunSpec, args: argparse.Namespace, label: str) -> RunOutcome:
+def _execute(spec: RunSpec, args: argparse.Namespace, label: str, *, rerun_stale: bool = False) -> RunOutcome:
     progress = _Progress(label, spec.budget.seconds)
     try:
-        return execute(spec, Path(args.out), data_dir=_data_dir(args.data_dir), device=args.device, on_trial=progress)
+        return execute(
+            spec,
+            Path(args.out),
+            data_dir=_data_dir(args.data_dir),
+            device=args.device,
+            on_trial=progress,
+            rerun_stale=rerun_stale,
+        )
     finally:
         progress.close()
 
@@ -157,7 +164,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
     else:
         for i, spec in enumerate(runs, start=1):
             label = f"[{i}/{len(runs)}] {spec.label()}"
-            outcome = _execute(spec, args, label)
+            # A suite regenerates its folder: a finished run made with other settings (e.g. a method
+            # default changed since) is moved aside and made again.
+            outcome = _execute(spec, args, label, rerun_stale=True)
+            if outcome.moved_aside:
+                print(f"{label}: earlier files moved aside: {', '.join(p.name for p in outcome.moved_aside)}")
             print(f"{label}: {_summary(outcome)}", flush=True)
     print(f"suite {suite.name} done in {time.perf_counter() - start:.0f}s; report: hpobench report {out}")
     return 0

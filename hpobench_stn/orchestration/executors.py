@@ -75,7 +75,9 @@ def run_job(job: RunJob) -> RunOutcome:
     """Execute one run (on a worker, or locally): load plug-ins, then :func:`runner.execute`."""
     for plugin in job.plugins:
         load_plugin(plugin)
-    return execute(job.spec, job.out, data_dir=job.data_dir, device=job.device, command=list(job.command))
+    return execute(
+        job.spec, job.out, data_dir=job.data_dir, device=job.device, command=list(job.command), rerun_stale=True
+    )
 
 
 OnDone = Callable[[RunJob, RunOutcome], None]

@@ -43,6 +43,7 @@ COLUMNS = [
     "elapsed_s",
     "wall_s",
     "status",
+    "warnings",  # the run's warnings (e.g. a schedule parked at a bound), "; "-joined; empty when none
 ]
 
 # The order (and, in figures, the colours) of the methods this project ships; other arms follow.
@@ -101,6 +102,7 @@ def collect(root: Path) -> pd.DataFrame:
                     "elapsed_s": trials[-1].elapsed_s if trials else 0.0,
                     "wall_s": None,
                     "status": RunState.INCOMPLETE.value,
+                    "warnings": "",
                 }
             )
             continue
@@ -126,6 +128,7 @@ def _final_row(final: FinalRecord) -> dict[str, Any]:
         "test_at_best": final.incumbent_test_loss,
         "elapsed_s": final.elapsed_s,
         "wall_s": final.wall_s,
+        "warnings": "; ".join(final.warnings),
     }
 
 

@@ -26,7 +26,7 @@ from ..harness.registry import RegistryError, get_method
 from .aggregate import summarise
 from .figures import write_figures
 from .load import load_runs, write_csv
-from .tables import Provenance, provenance, write_tables
+from .tables import Provenance, flagged_runs, provenance, write_tables
 
 __all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report", "validation_methods"]
 
@@ -86,14 +86,14 @@ def make_report(
     results_dir = Path(results_dir)
     # 1. Load: every run (complete or not) into the per-run CSV; the complete ones, with their arm order.
     paths = [Path(csv_path) if csv_path is not None else results_dir / "runs.csv"]
-    write_csv(results_dir, paths[0])
+    table = write_csv(results_dir, paths[0])
     runs = load_runs(results_dir)
     # 2. Aggregate and test.
     methods = sorted(runs.runs["method"].unique())
     summary = summarise(runs, baseline_methods(methods), validation_methods(methods))
     prov = provenance(runs.runs)
     # 3. Write: tables beside the runs, figures into the plots folder.
-    paths += write_tables(summary, prov, results_dir)
+    paths += write_tables(summary, prov, results_dir, flagged_runs(table))
     paths += write_figures(runs, default_plots_dir(results_dir) if plots_dir is None else Path(plots_dir), times=times)
     markdown = (results_dir / "summary.md").read_text(encoding="utf-8")
     return Report(summary, prov, markdown, tuple(paths), runs.incomplete)

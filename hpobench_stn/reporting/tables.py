@@ -10,12 +10,21 @@ it. The CSV keeps the raw numbers, the test and its p-value, and the provenance 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Provenance", "format_pm", "provenance", "render_latex", "render_markdown", "write_tables"]
+__all__ = [
+    "Provenance",
+    "flagged_runs",
+    "format_pm",
+    "provenance",
+    "render_latex",
+    "render_markdown",
+    "write_tables",
+]
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,22 @@ def _legend(summary: pd.DataFrame) -> str:
     )
 
 
-def render_markdown(summary: pd.DataFrame, prov: Provenance) -> str:
+def render_markdown(summary: pd.DataFrame, prov: Provenance, flagged: Sequence[str] = ()) -> str:
+    """The summary table, its legend, the provenance, and the runs flagged with warnings (if any)."""
     table = _display(summary, ("**", "**"), " †").to_markdown(index=False)
-    return f"{table}\n\n{_legend(summary)}\n\nProvenance: {prov.sentence()}.\n"
+    text = f"{table}\n\n{_legend(summary)}\n\nProvenance: {prov.sentence()}.\n"
+    if flagged:
+        items = "\n".join(f"- {line}" for line in flagged)
+        text += f"\nFlagged runs ({len(flagged)}; column `warnings` of runs.csv):\n\n{items}\n"
+    return text
+
+
+def flagged_runs(runs: pd.DataFrame) -> list[str]:
+    """``task/preset/arm/seedN: warnings`` for each run of the per-run table that has warnings."""
+    if "warnings" not in runs.columns:
+        return []
+    rows = runs[runs["warnings"].fillna("").astype(str) != ""]
+    return [f"{r.task}/{r.preset}/{r.arm}/seed{r.seed}: {r.warnings}" for r in rows.itertuples()]
 
 
 def _latex_escape(text: str) -> str:
@@ -182,8 +204,9 @@ def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: pd.DataFrame, prov: Provenance, out: Path) -> list[Path]:
-    """Write ``summary.md``, ``summary.csv`` and ``summary.tex`` into ``out``; return their paths."""
+def write_tables(summary: pd.DataFrame, prov: Provenance, out: Path, flagged: Sequence[str] = ()) -> list[Path]:
+    """Write ``summary.md`` (with the ``flagged`` runs' warnings), ``summary.csv`` and ``summary.tex``
+    into ``out``; return their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv = summary.assign(
@@ -194,7 +217,7 @@ def write_tables(summary: pd.DataFrame, prov: Provenance, out: Path) -> list[Pat
         device="; ".join(prov.devices),
     )
     paths = [out / "summary.md", out / "summary.csv", out / "summary.tex"]
-    paths[0].write_text(render_markdown(summary, prov), encoding="utf-8")
+    paths[0].write_text(render_markdown(summary, prov, flagged), encoding="utf-8")
     csv.to_csv(paths[1], index=False)
     paths[2].write_text(render_latex(summary, prov), encoding="utf-8")
     return paths
