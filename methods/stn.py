@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -54,10 +54,14 @@ from hpobench_stn import (
 )
 from hpobench_stn.harness.method import phase_delta
 from hpobench_stn.nn import HyperInput, hyper_input_of, init_hyper_path
-from hpobench_stn.nn.hparams import HParams
+from hpobench_stn.nn.hparams import HNET_INPUTS, HParams
 
 DEFAULT_WARMUP_EPOCHS = 1
 DEFAULT_HYPER_LR = 3e-3
+# σ's start: 1 in u, as the official LSTM code's fixed σ and the Delta-STN code's start. At 0.5 (the
+# official CNN code's) STN never left the flat low end of ridge's log-scaled L2 range on 5 seeds of 5
+# (benchmarks/known_optimum.py; docs/stn.md, "Bounded hyperparameters").
+DEFAULT_SIGMA0 = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class STNOptions:
     hyper_steps: int = 1  # hyper-steps per cycle
     hyper_lr: float | None = None  # Adam learning rate of λ and σ (paper: CIFAR 3e-3, PTB 0.01)
     tau: float = 1e-3  # entropy weight
-    sigma0: float = 0.5  # initial perturbation scale (unconstrained space)
+    sigma0: float | None = None  # initial perturbation scale (unconstrained space); None: the task's, then 1
     sigma_max: float = 2.0  # upper bound of σ (ours, not the paper's: see HParams.clamp_)
     tune_sigma: bool = True  # False keeps σ at sigma0 (a fixed perturbation scale; only λ moves)
     # Hyper-steps at perturbed λ (the official CNN code) or at the current λ (False: the official LSTM
@@ -80,6 +84,9 @@ class STNOptions:
     sigma_fixed: float | None = None
     perturb: str = "example"  # "example" or "batch": one draw per example, or one per batch for every λ
     gate_std: float = 0.01  # hypernetwork gate initialisation N(0, gate_std²) (official STN; Delta-STN: 0)
+    # What the hypernetwork sees: "offset" (σ·ε, centred on the current λ; Delta-STN's), "unconstrained"
+    # (u + σ·ε: the official CNN code) or "position" (sigmoid(u + σ·ε): the official LSTM code).
+    hnet_input: str = "offset"
     tune: list[str] | None = None  # hyperparameters to tune (default: all); the rest stay at their defaults
     init: dict[str, float] = field(
         default_factory=dict
@@ -114,6 +121,8 @@ class STNOptions:
             raise ValueError(f"tune_sigma must be true or false, got {self.tune_sigma!r}")
         if self.hyper_perturb is not None and not isinstance(self.hyper_perturb, bool):
             raise ValueError(f"hyper_perturb must be true or false, got {self.hyper_perturb!r}")
+        if self.hnet_input not in HNET_INPUTS:
+            raise ValueError(f"hnet_input must be one of {list(HNET_INPUTS)}, got {self.hnet_input!r}")
         if self.perturb not in ("example", "batch"):
             raise ValueError(f"perturb must be 'example' or 'batch', got {self.perturb!r}")
         if not 0 < self.margin < 0.5:
@@ -136,6 +145,9 @@ class STN(Method):
     """Self-Tuning Networks (see the module docstring)."""
 
     record_kind = "validation"  # one record per periodic validation of its single training run
+    # Runs recorded before these options existed: perturbed hyper-steps (issue 13), positions as the
+    # hypernetwork's input (issue 22).
+    legacy_options: ClassVar[Mapping[str, Any]] = {"hyper_perturb": True, "hnet_input": "position"}
 
     Options = STNOptions
     options: STNOptions
@@ -156,6 +168,7 @@ class STN(Method):
             warmup_epochs=DEFAULT_WARMUP_EPOCHS if opts.warmup_epochs is None else int(opts.warmup_epochs),
             hyper_perturb=True if opts.hyper_perturb is None else opts.hyper_perturb,
             hyper_lr=DEFAULT_HYPER_LR if opts.hyper_lr is None else opts.hyper_lr,
+            sigma0=DEFAULT_SIGMA0 if opts.sigma0 is None else opts.sigma0,
         )
 
     def tuned_names(self, task: Task, space: SearchSpace | None = None) -> list[str]:
@@ -189,7 +202,8 @@ class STN(Method):
                 model = task.build_hyper_model(len(names), seeds.torch("init"))
                 init_hyper_path(model, method_rng, opts.gate_std)
                 # Hyper-steps at the current λ leave σ untuned: it is sigma_fixed (the task's, else sigma0).
-                sigma = opts.sigma0 if opts.hyper_perturb or opts.sigma_fixed is None else opts.sigma_fixed
+                sigma0 = float(opts.sigma0 or DEFAULT_SIGMA0)
+                sigma = sigma0 if opts.hyper_perturb or opts.sigma_fixed is None else opts.sigma_fixed
                 hparams = HParams(
                     task.space,
                     names,
@@ -198,6 +212,7 @@ class STN(Method):
                     per_batch=per_batch,
                     margin=opts.margin,
                     sigma_max=opts.sigma_max,
+                    hnet=opts.hnet_input,
                     device=task.device,
                 )
                 weight_opt = task.make_optimizer(model)
@@ -267,7 +282,7 @@ class _Loop:
                 self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
                 return False
             n = self.task.examples_in(batch)
-            draw = self.hparams.perturbed(n)  # hnet (N, K) in (0, 1); values name → (N,)
+            draw = self.hparams.perturbed(n)  # hnet (N, K); values name → (N,)
             values = {**self.untuned_values(n), **draw.values}
             self.hyper_input.set(draw.hnet)
             self.model.train()

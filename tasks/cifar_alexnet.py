@@ -300,9 +300,10 @@ class CifarAlexNet(Task):
         return model.to(self.device)
 
     def best_response_defaults(self) -> Mapping[str, Any]:
-        """The paper's CIFAR settings: 5 warm-up epochs (1 at ``smoke``), Adam 3e-3 for λ and σ, and the
-        official code's start values: every rate 0.05, cutout length 3 (its 4 on a 0–25 sigmoid, floored)
-        and 1 hole (a cutout length with no hole would get no signal)."""
+        """The paper's CIFAR settings: 5 warm-up epochs (1 at ``smoke``), Adam 3e-3 for λ and σ, σ starting
+        at 0.5 (the official CNN code's ``perturb_scale``), and the official code's start values: every
+        rate 0.05, cutout length 3 (its 4 on a 0–25 sigmoid, floored) and 1 hole (a cutout length with no
+        hole would get no signal)."""
         rates = (
             *CONV_DROPOUTS,
             *FC_DROPOUTS,
@@ -316,6 +317,7 @@ class CifarAlexNet(Task):
         return {
             "warmup_epochs": 1 if self.preset.name == "smoke" else 5,
             "hyper_lr": 3e-3,
+            "sigma0": 0.5,
             "init": {**dict.fromkeys(rates, 0.05), "cutout_length": 3, "cutout_holes": 1},
         }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -225,13 +225,38 @@ def test_values_of_accepts_batched_u(hp: HParams) -> None:
 # perturbed(): shapes, per-batch columns, randomness, gradients
 
 
-def test_perturbed_hnet_shape_and_range(hp: HParams) -> None:
-    """perturbed(n).hnet is (n, K) with every entry strictly inside (0, 1)."""
+def test_perturbed_hnet_is_the_offset_of_each_draw_from_u(hp: HParams) -> None:
+    """By default the hypernetwork sees σ·ε: (n, K), centred on zero, spread σ, and the draw minus u."""
+    torch.manual_seed(0)
+    out = hp.perturbed(4000)
+    assert out.hnet.shape == (4000, len(NAMES))
+    sigma = hp.sigma().detach()
+    torch.testing.assert_close(out.hnet.mean(0), torch.zeros(len(NAMES)), atol=0.05, rtol=0.0)
+    torch.testing.assert_close(out.hnet.std(0), sigma, atol=0.03, rtol=0.0)
+    # Each row's values are the space's values of u + hnet (floats: exactly that projection).
+    values = hp.values_of(hp.unconstrained.detach() + out.hnet)
+    torch.testing.assert_close(out.values["p"], values["p"])
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("position", torch.sigmoid), ("unconstrained", lambda u: u)])
+def test_the_official_codes_inputs_are_the_draw_and_its_position(
+    space: SearchSpace, kind: str, expected: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    """hnet="position": sigmoid(u + σε) in (0, 1) (the official LSTM code); "unconstrained": u + σε (CNN)."""
+    hp = HParams(space, NAMES, INIT, 0.5, hnet=kind)
+    torch.manual_seed(0)
+    offsets = HParams(space, NAMES, INIT, 0.5).perturbed(64).hnet
     torch.manual_seed(0)
     hnet = hp.perturbed(64).hnet
-    assert hnet.shape == (64, len(NAMES))
-    assert (hnet > 0).all()
-    assert (hnet < 1).all()
+    torch.testing.assert_close(hnet, expected(hp.unconstrained.detach() + offsets))
+    torch.testing.assert_close(hp.hnet_input(), expected(hp.unconstrained).detach())
+    if kind == "position":
+        assert ((hnet > 0) & (hnet < 1)).all()
+
+
+def test_an_unknown_hnet_input_is_refused(space: SearchSpace) -> None:
+    with pytest.raises(ValueError, match=r"hnet must be one of \['offset', 'unconstrained', 'position'\], got 'logit'"):
+        HParams(space, NAMES, INIT, 0.5, hnet="logit")
 
 
 def test_per_batch_column_is_shared_and_per_example_column_is_not(space: SearchSpace) -> None:
@@ -279,11 +304,15 @@ def test_differentiable_draws_reach_u_and_rho(space: SearchSpace) -> None:
     assert (hp.rho.grad != 0).all()
 
 
-def test_hnet_input_is_sigmoid_of_u(hp: HParams) -> None:
-    """The unperturbed hypernetwork input is sigmoid(u), one entry per tuned name."""
+def test_hnet_input_at_the_current_lambda_is_zero_and_differentiable_in_u(hp: HParams) -> None:
+    """The offset at the current λ is zero (the model is its elementary weights), with gradient 1 in u:
+    a hyper-step at the current λ still reaches u through the hypernetwork."""
     x = hp.hnet_input()
     assert x.shape == (len(NAMES),)
-    torch.testing.assert_close(x, torch.sigmoid(hp.unconstrained))
+    assert torch.equal(x.detach(), torch.zeros(len(NAMES)))
+    x.sum().backward()
+    assert hp.unconstrained.grad is not None
+    torch.testing.assert_close(hp.unconstrained.grad, torch.ones(len(NAMES)))
 
 
 # ------------------------------------------------------------------------------------------------------

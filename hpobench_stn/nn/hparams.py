@@ -11,10 +11,21 @@ bounded, so each ``u_k`` maps onto its range by a scaled sigmoid on the dimensio
   ``(low, high + 1)`` (log scale likewise), applied in training as its floor
   (:meth:`hpobench_stn.Int.from_continuous`), so every integer owns an interval of equal length.
 
-**What the hypernetwork sees**: the position ``p`` of each hyperparameter, continuous (never floored)
-and in ``(0, 1)`` whatever the range, so the gates ``V·h`` are well scaled, and an integer
-hyperparameter still has a gradient: the validation loss reaches ``u`` through the hypernetwork even
-though the regulariser only sees the floor.
+**What the hypernetwork sees** (``hnet``): by default the **offset** of each draw from the current
+``u``, ``σ ⊙ ε`` (``"offset"``; zero at the current λ, still differentiable in ``u``), the centred input
+of Delta-STN (Bae & Grosse, 2020). The alternatives are the draw itself, ``u + σ ⊙ ε``
+(``"unconstrained"``, the official STN CNN code) and its position ``sigmoid(u + σ ⊙ ε)``
+(``"position"``, the official LSTM code with ``--tune_all``). Why the offset: with an uncentred input
+``h̄ + δ`` a hyper-layer's weights are ``W_e + V(h̄ + δ)·W_h``; the hyper path then also fits the mean
+weights through ``V·h̄·W_h``, and as training fits the weights the learned slope follows the fit, not
+the response to λ. Measured on ``dropout_regression`` (``benchmarks/known_optimum.py``): with
+positions, the slope ended at cosine −0.6 to the exact best-response Jacobian and drove the rate into
+its lower bound; from above, no uncentred input learned a slope at all (cosine ~0). Centred on the
+offset, the cosine reached 0.9–0.98 from either side. With an offset the hyper path contributes
+nothing at the current λ, so the elementary weights are the model at λ, and the input's scale is that
+of ``σ`` whatever the range, so ``V·h`` is well scaled across hyperparameters and an integer
+hyperparameter keeps a gradient (the regulariser only sees the floor, the hypernetwork the continuous
+offset).
 
 **Perturbations** live in the unconstrained space: ``u + σ ⊙ ε``, ``ε ~ N(0, I)``, one draw per example
 (default) or per batch (``per_batch``: one draw shared by the batch, for regularisers that take one
@@ -38,14 +49,16 @@ from torch import nn
 
 from ..foundation.space import Config, Int, SearchSpace, SpaceError
 
-__all__ = ["HParams", "Perturbed"]
+__all__ = ["HNET_INPUTS", "HParams", "Perturbed"]
+
+HNET_INPUTS = ("offset", "unconstrained", "position")  # what the hypernetwork sees (module docstring)
 
 
 class Perturbed(NamedTuple):
     """One batch's hyperparameters.
 
     Attributes:
-        hnet: hypernetwork input, ``(N, K)`` positions in ``(0, 1)``.
+        hnet: hypernetwork input, ``(N, K)`` (see :data:`HNET_INPUTS`).
         values: name → ``(N,)`` values on the space's scale, Ints floored (as floats).
     """
 
@@ -73,6 +86,7 @@ class HParams(nn.Module):
         u_max, sigma_max: bounds that :meth:`clamp_` keeps ``u`` and ``σ`` within (``u_max = 6``: positions
             within ``sigmoid(-6) ≈ 0.25 %`` of the range's ends; ``sigma_max``: no bound by default, the
             ``stn`` method uses 2, where the perturbation already spans most of the sigmoid).
+        hnet: the hypernetwork's input, one of :data:`HNET_INPUTS` (see the module docstring).
 
     Attributes:
         unconstrained: ``u``, ``(K,)``; rho: ``ρ``, ``(K,)`` with ``σ = softplus(ρ)``.
@@ -99,6 +113,7 @@ class HParams(nn.Module):
         int_reach: float = 1.0,
         u_max: float = 6.0,
         sigma_max: float = math.inf,
+        hnet: str = "offset",
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
@@ -114,6 +129,9 @@ class HParams(nn.Module):
             raise ValueError(f"HParams: sigma0 must be a finite number > 0, got {sigma0!r}")
         if not 0 < margin < 0.5:
             raise ValueError(f"HParams: margin must lie in (0, 0.5), got {margin!r}")
+        if hnet not in HNET_INPUTS:
+            raise ValueError(f"HParams: hnet must be one of {list(HNET_INPUTS)}, got {hnet!r}")
+        self.hnet_kind = hnet
         self.space = space
         self.names = tuple(names)
         self.int_reach = float(int_reach)
@@ -170,7 +188,7 @@ class HParams(nn.Module):
         return len(self.names)
 
     def extra_repr(self) -> str:
-        return f"names={list(self.names)}"
+        return f"names={list(self.names)}, hnet={self.hnet_kind!r}"
 
     # ----------------------------------------------------------------------------------------------
     def sigma(self) -> torch.Tensor:
@@ -235,11 +253,21 @@ class HParams(nn.Module):
                 # Bit-identical rows (vectorised kernels may round the tail of a row differently), so a
                 # regulariser can test "one value per batch" exactly.
                 values[name] = values[name][:1].expand(n)
-            return Perturbed(torch.sigmoid(draws), values)
+            return Perturbed(self._hnet_of(draws), values)
 
     def hnet_input(self) -> torch.Tensor:
-        """The unperturbed hypernetwork input ``sigmoid(u)``, ``(K,)`` (validation at the current λ)."""
-        return torch.sigmoid(self.unconstrained)
+        """The hypernetwork input at the current λ, ``(K,)``, differentiable in ``u`` (validation, and
+        hyper-steps at the current λ); zeros for ``hnet="offset"``."""
+        return self._hnet_of(self.unconstrained)
+
+    def _hnet_of(self, draws: torch.Tensor) -> torch.Tensor:
+        """The hypernetwork input for unconstrained draws ``(*, K)``."""
+        if self.hnet_kind == "offset":
+            # σ·ε, centred on the current u; its gradient in u is still 1 (u − u.detach()).
+            return draws - self.unconstrained.detach()
+        if self.hnet_kind == "position":
+            return torch.sigmoid(draws)
+        return draws
 
     def current(self) -> dict[str, float]:
         """The current hyperparameters on the space's scale; Ints as their continuous value (not floored)."""
