@@ -1,0 +1,84 @@
+"""Every gradient-based method finds known optima at its default options, on every seed (issue 22).
+
+Two bilevel problems with closed-form answers (``hpobench_stn.tasks.known_optimum``): ``ridge`` (a
+log-scaled L2 coefficient) and ``dropout_regression`` (an input dropout rate on [0, 0.9] with an
+interior optimum), each from below (5 % of the range, where the default start sits) and from above
+(80 %), five seeds each, the method's default options. A run passes when the mean of its schedule over
+the last quarter lies within 0.10 of the range of the optimum (sampling scale) and it spent at most
+10 % of the run within 2.5 % of a bound. The 20 runs of a method go to two processes (about 50 s on two
+cores); ``python benchmarks/known_optimum.py`` prints the same runs as a table.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from hpobench_stn.tasks.known_optimum import STARTS, TOLERANCE, KnownOptimumRun, run_known_optimum
+
+GRADIENT_METHODS = ["stn"]  # every gradient-based method that has landed
+TASKS = ["dropout_regression", "ridge"]
+SEEDS = range(5)
+
+Key = tuple[str, str, int]  # task, start, seed
+
+
+def _one(method: str, key: Key) -> tuple[Key, KnownOptimumRun]:
+    import torch
+
+    torch.set_num_threads(1)
+    task, start, seed = key
+    with tempfile.TemporaryDirectory() as tmp:
+        return key, run_known_optimum(method, task, start, seed, Path(tmp))
+
+
+@pytest.fixture(scope="module", params=GRADIENT_METHODS)
+def outcomes(request: pytest.FixtureRequest) -> tuple[str, dict[Key, KnownOptimumRun]]:
+    method: str = request.param
+    keys = [(task, start, seed) for task in TASKS for start in STARTS for seed in SEEDS]
+    # Fresh interpreters (spawn): forking a process whose torch thread pools already run can hang.
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = dict(pool.map(_one, [method] * len(keys), keys))
+    return method, done
+
+
+@pytest.mark.parametrize("start", list(STARTS))
+@pytest.mark.parametrize("task", TASKS)
+def test_every_seed_ends_near_the_optimum_and_off_the_bounds(
+    outcomes: tuple[str, dict[Key, KnownOptimumRun]], task: str, start: str
+) -> None:
+    method, runs = outcomes
+    report = {
+        seed: (round(r.verdict.tail_mean, 4), round(r.verdict.error, 3), f"{r.verdict.at_bound:.0%}")
+        for seed in SEEDS
+        for r in [runs[(task, start, seed)]]
+    }
+    optimum = runs[(task, start, 0)].verdict.optimum
+    failed = [seed for seed in SEEDS if not runs[(task, start, seed)].passed]
+    assert not failed, (
+        f"{method} on {task} from {start}: seeds {failed} missed the optimum {optimum:.4g} by more than "
+        f"{TOLERANCE} of the range or sat at a bound for more than {TOLERANCE:.0%} of the run; "
+        f"per seed (tail mean, error, at bound): {report}"
+    )
+
+
+def test_the_problems_have_interior_optima_that_matter() -> None:
+    """The optimum is well inside each range, and the ends of the range are clearly worse (a test that a
+    method parked at a bound would fail)."""
+    from hpobench_stn import RunSeeds, get_task
+    from hpobench_stn.tasks.known_optimum import KnownOptimumTask
+
+    for name in TASKS:
+        task = get_task(name)("smoke")
+        assert isinstance(task, KnownOptimumTask)
+        task.load(RunSeeds.from_master(0))
+        optimum = task.optimum()
+        position = task.space[task.hparam].position(optimum)
+        assert 0.25 < position < 0.6, (name, optimum, position)
+        best = task.val_loss_at(optimum)
+        for p in (0.01, *STARTS.values(), 0.99):
+            assert task.val_loss_at(task.value_at(p)) > 1.2 * best, (name, p)
