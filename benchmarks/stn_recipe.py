@@ -18,9 +18,14 @@ choice). Seed 0 of the first three ran at commit a7b6d73, where the ``_before`` 
   official code does; both against ``ptb_before`` of the first comparison (same conditions);
 * ``cifar_start``: start values at 5 % of each range (cutout holes 0, length 1; hue 0.025; input scale
   0.015), against the official ones (every rate 0.05, cutout length 3, holes 1);
-* ``ptb_sigma``: the official hyper-step with σ fixed at 0.5, against today's PTB defaults (the official
-  recipe, σ fixed at 1). Seed 0 ran at commit 052bdde (before ``sigma_fixed`` existed) as ``{}`` and
-  ``sigma0=1.0``, the same two recipes.
+* ``ptb_sigma``: the official hyper-step with σ fixed at 0.5, against issue 13's PTB defaults (the
+  official recipe, σ fixed at 1). Seed 0 ran at commit 052bdde (before ``sigma_fixed`` existed) as
+  ``{}`` and ``sigma0=1.0``, the same two recipes;
+* ``ptb_hnet_input``, ``cifar_hnet_input`` (issue 22): issue 13's defaults, whose hypernetwork sees the
+  position ``sigmoid(u + σε)`` of each draw, against today's, whose hypernetwork sees the offset ``σε``.
+
+Issue 22 changed the default hypernetwork input; every earlier arm pins the one of its time
+(``hnet_input = "position"``), so each comparison still runs the recipes it ran then.
 """
 
 from __future__ import annotations
@@ -58,9 +63,16 @@ PTB_OFFICIAL_START: dict[str, float] = {
 PTB_DROPOUTS = ("dropouto", "dropouti", "dropouth", "dropoute", "wdrop")
 # The recipe before issue 13, pinned: every start at the space's default (0), which the margin rule
 # moves to 5 % of its range; hyper-steps at perturbed λ with σ tuned.
-PTB_BEFORE: dict[str, Any] = {"hyper_perturb": True, "init": dict.fromkeys((*PTB_DROPOUTS, "alpha", "beta"), 0.0)}
+# Every arm of issue 13 pins the hypernetwork input of its time (positions): issue 22 changed the default.
+ISSUE13 = {"hnet_input": "position"}
+PTB_BEFORE: dict[str, Any] = {
+    **ISSUE13,
+    "hyper_perturb": True,
+    "init": dict.fromkeys((*PTB_DROPOUTS, "alpha", "beta"), 0.0),
+}
 CIFAR_BEFORE: dict[str, Any] = {
-    "init": {**dict.fromkeys(CIFAR_OFFICIAL_START, 0.0), "cutout_length": 0, "cutout_holes": 0}
+    **ISSUE13,
+    "init": {**dict.fromkeys(CIFAR_OFFICIAL_START, 0.0), "cutout_length": 0, "cutout_holes": 0},
 }
 # arm → (task, stn options)
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -70,18 +82,25 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
         {**PTB_BEFORE, "hyper_perturb": False, "sigma0": 1.0, "tune_sigma": False},
     ),
     # The official start values: every rate and α, β at 0.05 (a margin below α's 1.25 % of its range).
-    "ptb_alpha_beta_0.05": ("ptb_lstm", {"hyper_perturb": True, "init": PTB_OFFICIAL_START, "margin": 0.01}),
+    "ptb_alpha_beta_0.05": (
+        "ptb_lstm",
+        {**ISSUE13, "hyper_perturb": True, "init": PTB_OFFICIAL_START, "margin": 0.01},
+    ),
     "ptb_alpha_beta_per_batch": ("ptb_lstm_ab_per_batch", PTB_BEFORE),
-    "ptb_official_sigma_0.5": ("ptb_lstm", {"sigma_fixed": 0.5}),
-    "ptb_default": ("ptb_lstm", {}),
+    "ptb_official_sigma_0.5": ("ptb_lstm", {**ISSUE13, "sigma_fixed": 0.5}),
+    "ptb_issue13": ("ptb_lstm", ISSUE13),  # issue 13's defaults (the official hyper-step, σ fixed at 1)
+    "ptb_default": ("ptb_lstm", {}),  # today's defaults: offsets into the hypernetwork
     "cifar_before": ("cifar_alexnet", CIFAR_BEFORE),
-    "cifar_official_start": ("cifar_alexnet", {"init": CIFAR_OFFICIAL_START}),
+    "cifar_official_start": ("cifar_alexnet", {**ISSUE13, "init": CIFAR_OFFICIAL_START}),  # issue 13's defaults
+    "cifar_default": ("cifar_alexnet", {}),  # today's defaults
 }
 COMPARISONS: dict[str, tuple[str, ...]] = {
     "ptb_hyper_step": ("ptb_before", "ptb_official_hyper_step"),
     "ptb_alpha_beta": ("ptb_alpha_beta_0.05", "ptb_alpha_beta_per_batch"),  # against ptb_before
     "cifar_start": ("cifar_before", "cifar_official_start"),
-    "ptb_sigma": ("ptb_official_sigma_0.5", "ptb_default"),
+    "ptb_sigma": ("ptb_official_sigma_0.5", "ptb_issue13"),
+    "ptb_hnet_input": ("ptb_issue13", "ptb_default"),
+    "cifar_hnet_input": ("cifar_official_start", "cifar_default"),
 }
 SHOWN = {
     "ptb_lstm": ("dropouto", "dropouti", "dropouth", "wdrop", "alpha", "beta"),

@@ -86,4 +86,10 @@ def test_entry_points_name_modules_the_wheel_holds(wheel: zipfile.ZipFile) -> No
         "stn",
         "schedule_replay",
     }
-    assert set(parser["hpobench_stn.tasks"]) == {"digits_mlp", "ptb_lstm", "cifar_alexnet"}
+    assert set(parser["hpobench_stn.tasks"]) == {
+        "digits_mlp",
+        "ptb_lstm",
+        "cifar_alexnet",
+        "ridge",
+        "dropout_regression",
+    }
