@@ -9,20 +9,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from report_fixtures import make_runs
+from scipy import stats
 
 from hpobench_stn.reporting.aggregate import (
     CATEGORIES,
-    PairedTest,
     bands,
     best_so_far_at,
     budget_table,
     curves,
-    paired_test,
     summarise,
     time_grid,
     time_to_target,
 )
-from hpobench_stn.reporting.load import arm_order
+from hpobench_stn.reporting.load import Runs, arm_order
+from hpobench_stn.reporting.significance import bootstrap_ci, holm
+from hpobench_stn.reporting.tables import _evaluations
 
 nan = math.nan
 
@@ -85,35 +86,6 @@ def test_time_to_target_is_the_end_of_the_first_trial_at_or_below_it() -> None:
     assert time_to_target(np.array([12, 24]), np.array([nan, 5]), 4.0) == math.inf
 
 
-def test_paired_t_test_for_three_seeds_matches_the_closed_form() -> None:
-    got = paired_test({0: 3.5, 1: 2.0, 2: 3.0}, {0: 4.0, 1: 3.0, 2: 5.0})
-    assert got.test == "t"
-    assert got.n == 3
-    assert got.p_value == pytest.approx(0.5 - math.sqrt(7) / 6)  # t = √7, 2 degrees of freedom
-    assert got.worse is False  # p ≈ 0.059 ≥ 0.05
-
-
-def test_wilcoxon_from_five_seeds_exact_p_values() -> None:
-    best = {s: 1.0 for s in range(5)}
-    always_worse = paired_test(best, {s: 1.0 + 0.1 * (s + 1) for s in range(5)})
-    assert (always_worse.test, always_worse.n) == ("wilcoxon", 5)
-    assert always_worse.p_value == pytest.approx(1 / 32)  # every sign positive
-    assert always_worse.worse is True
-    once_better = paired_test(best, {0: 0.95, 1: 1.2, 2: 1.3, 3: 1.4, 4: 1.5})  # smallest rank negative: W+ = 14
-    assert once_better.p_value == pytest.approx(2 / 32)
-    assert once_better.worse is False
-    assert paired_test(best, dict(best)).p_value == 1.0  # identical everywhere
-
-
-def test_small_or_degenerate_samples() -> None:
-    assert paired_test({0: 1.0, 1: 1.0}, {0: 2.0, 1: 2.0}) == PairedTest("none", 2, None)
-    assert paired_test({0: 1.0, 1: 1.0}, {0: 2.0, 1: 2.0}).worse is None
-    # Only seeds both arms finished are paired: seed 3 is missing on one side, seed 2 is NaN.
-    assert paired_test({0: 1, 1: 1, 2: 1, 3: 1}, {0: 2, 1: 2, 2: nan}).n == 2
-    assert paired_test({0: 1, 1: 1, 2: 1}, {0: 1.5, 1: 1.5, 2: 1.5}) == PairedTest("t", 3, 0.0)  # zero variance
-    assert paired_test({0: 1, 1: 1, 2: 1}, {0: 0.5, 1: 0.5, 2: 0.5}) == PairedTest("t", 3, 1.0)
-
-
 def test_summary_by_hand() -> None:
     s = summarise(make_runs(), baselines={"random"}).set_index("arm")
     assert list(s.index) == ["a", "b"]
@@ -135,10 +107,71 @@ def test_summary_by_hand() -> None:
     assert bool(b["is_best"])
     assert not bool(a["is_best"])
     assert b["not_worse"] is True
-    assert b["test_name"] == "none"
-    assert a["test_name"] == "t"
-    assert a["p_value"] == pytest.approx(0.5 - math.sqrt(7) / 6)
-    assert a["not_worse"] is True
+    # The default test is the exact Wilcoxon test, which needs five paired seeds: with three, none is made.
+    assert (a["test_name"], a["test_n"], a["not_worse"]) == ("wilcoxon", 3, None)
+    assert b["test_name"] == "wilcoxon"
+    assert all(math.isnan(row[col]) for row in (a, b) for col in ("p_value", "p_holm"))
+
+
+def test_summary_with_the_t_option() -> None:
+    """a − b on the test loss: 0.5, 1, 2 (report_fixtures): p = 1/2 − √7/6 ≈ 0.059, not below 0.05; a
+    family of one, so Holm leaves it as it is."""
+    s = summarise(make_runs(), baselines={"random"}, test="t").set_index("arm")
+    assert set(s["test_name"]) == {"t"}
+    assert s.loc["a", "p_value"] == pytest.approx(0.5 - math.sqrt(7) / 6)
+    assert s.loc["a", "p_holm"] == s.loc["a", "p_value"]
+    assert s.loc["a", "not_worse"] is True
+    assert math.isnan(s.loc["b", "p_value"])
+    with pytest.raises(ValueError, match="unknown test 'welch'"):
+        summarise(make_runs(), baselines={"random"}, test="welch")
+
+
+# Six paired seeds: the best arm, and three arms whose test-loss differences from it are known. The
+# exact one-sided p-values are 1/64 (every difference positive), 2/64 (the smallest one negative) and
+# 5/64 (the third smallest negative): tests/test_significance.py works them out. Holm over the three:
+# sorted 1/64, 2/64, 5/64 times 3, 2, 1 → 3/64 ≈ 0.047, 4/64 = 0.0625, 5/64 ≈ 0.078.
+SIX_SEEDS = {
+    "a": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    "b": [-0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    "c": [0.1, 0.2, -0.3, 0.4, 0.5, 0.6],
+    "best": [0.0] * 6,
+}
+
+
+def _six_seed_runs() -> Runs:
+    trials = {
+        (arm, seed): ([10.0], [2.0 + 0.25 * seed + d])
+        for arm, diffs in SIX_SEEDS.items()
+        for seed, d in enumerate(diffs)
+    }
+    return make_runs(trials)
+
+
+def test_six_seeds_wilcoxon_p_values_are_scipys_and_holm_sets_the_markers() -> None:
+    s = summarise(_six_seed_runs(), baselines=set()).set_index("arm")
+    assert bool(s.loc["best", "is_best"])
+    raw = {arm: stats.wilcoxon(SIX_SEEDS[arm], alternative="greater", method="exact").pvalue for arm in "abc"}
+    assert [s.loc[arm, "p_value"] for arm in "abc"] == pytest.approx([1 / 64, 2 / 64, 5 / 64])
+    assert [s.loc[arm, "p_value"] for arm in "abc"] == pytest.approx([raw[arm] for arm in "abc"])
+    assert [s.loc[arm, "p_holm"] for arm in "abc"] == pytest.approx(holm([raw[arm] for arm in "abc"]))
+    assert [s.loc[arm, "p_holm"] for arm in "abc"] == pytest.approx([3 / 64, 4 / 64, 5 / 64])
+    assert set(s["test_n"]) == {6}
+    # a: adjusted 0.047 < 0.05, worse. b: raw 0.031 < 0.05, but 0.0625 after Holm: not shown to be worse.
+    assert [s.loc[arm, "not_worse"] for arm in ("a", "b", "c", "best")] == [False, True, True, True]
+    assert math.isnan(s.loc["best", "p_value"])
+    assert math.isnan(s.loc["best", "p_holm"])
+
+
+def test_every_mean_has_its_bootstrap_interval() -> None:
+    s = summarise(_six_seed_runs(), baselines=set()).set_index("arm")
+    for arm, diffs in SIX_SEEDS.items():
+        val = [2.0 + 0.25 * seed + d for seed, d in enumerate(diffs)]
+        assert (s.loc[arm, "best_val_ci_low"], s.loc[arm, "best_val_ci_high"]) == bootstrap_ci(val)
+        assert (s.loc[arm, "test_ci_low"], s.loc[arm, "test_ci_high"]) == bootstrap_ci([v + 0.25 for v in val])
+        assert s.loc[arm, "best_val_ci_low"] < s.loc[arm, "best_val_mean"] < s.loc[arm, "best_val_ci_high"]
+        assert s.loc[arm, "test_ci_low"] < s.loc[arm, "test_mean"] < s.loc[arm, "test_ci_high"]
+    one_seed = summarise(make_runs({("a", 0): ([10.0], [2.0])}), baselines=set())
+    assert one_seed[["best_val_ci_low", "best_val_ci_high", "test_ci_low", "test_ci_high"]].isna().all(axis=None)
 
 
 def test_without_baselines_the_target_is_the_best_arm() -> None:
@@ -152,7 +185,7 @@ def test_without_baselines_the_target_is_the_best_arm() -> None:
 def test_a_significantly_worse_arm_is_marked() -> None:
     trials = {(arm, seed): ([10.0], [value]) for seed in range(3) for arm, value in (("a", 2.0 + seed), ("b", 1.0))}
     # a − b = 1, 2, 3: t = 2/(1/√3) = 2√3, p ≈ 0.0370 with 2 degrees of freedom.
-    s = summarise(make_runs(trials), baselines={"random"}).set_index("arm")
+    s = summarise(make_runs(trials), baselines={"random"}, test="t").set_index("arm")
     assert s.loc["a", "p_value"] == pytest.approx(0.5 - 2 * math.sqrt(3) / (2 * math.sqrt(2 + 12)))
     assert s.loc["a", "not_worse"] is False
 
@@ -194,9 +227,23 @@ def test_the_best_arm_is_the_lowest_mean_test_loss_at_the_incumbent_not_the_lowe
     frame = runs.runs.copy()
     frame.loc[frame["arm"] == "a", "test_at_best"] = [1.0, 2.0, 3.0]
     frame.loc[frame["arm"] == "b", "test_at_best"] = [2.0, 3.0, 4.0]
-    s = summarise(replace(runs, runs=frame), {"random"}, {"stn"}).set_index("arm")
+    s = summarise(replace(runs, runs=frame), {"random"}, {"stn"}, test="t").set_index("arm")
     assert s.loc["b", "best_val_mean"] < s.loc["a", "best_val_mean"]
     assert bool(s.loc["a", "is_best"])
     assert not bool(s.loc["b", "is_best"])
     assert (s.loc["b", "test_name"], s.loc["b", "p_value"], s.loc["b", "not_worse"]) == ("t", 0.0, False)
     assert (s.loc["a", "record_kind"], s.loc["b", "record_kind"]) == ("trial", "validation")
+
+
+def test_summary_counts_trials_by_how_they_stopped() -> None:
+    """Arm a's trials: seed 0 one at the cap and two stopped by patience, seed 1 two at the cap, seed 2
+    one failed and one at the cap: per run (1 + 2 + 1) / 3 at the cap, 2 / 3 by patience, 1 / 3 failed."""
+    runs = make_runs()
+    trials = runs.trials
+    stopped = (trials["arm"] == "a") & (trials["seed"] == 0) & trials["index"].isin([1, 2])
+    trials.loc[stopped, "status"] = "early_stopped"
+    a = summarise(runs, baselines={"random"}).set_index("arm").loc["a"]
+    assert a["capped_mean"] == pytest.approx(4 / 3)
+    assert a["patience_mean"] == pytest.approx(2 / 3)
+    assert a["failed_mean"] == pytest.approx(1 / 3)
+    assert _evaluations(a) == "2.3 trials (1.3 / 0.7 / 0.3)"

@@ -211,13 +211,32 @@ def test_malformed_suite_file_exits_2_naming_the_file(run_cli: CliRunner, tmp_pa
 
 def test_report_writes_tables_and_figures(run_cli: CliRunner, finished_run: Path, tmp_path: Path) -> None:
     plots = tmp_path / "figs"
-    proc = run_cli("report", str(finished_run), "--plots", str(plots), "--time-scale", "log", cwd=tmp_path)
+    args = ("report", str(finished_run), "--plots", str(plots), "--time-scale", "log", "--test", "t")
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"\| digits_mlp \(smoke\) \| random\s+\|\s+1 \|", proc.stdout), proc.stdout
+    assert "one-sided paired t-test (option --test t" in proc.stdout  # the legend names the option's test
     assert {p.name for p in finished_run.glob("summary.*")} == {"summary.md", "summary.csv", "summary.tex"}
+    with (finished_run / "summary.csv").open(newline="") as fh:
+        assert {row["test_name"] for row in csv.DictReader(fh)} == {"t"}
     assert (plots / "best_val_vs_log_time.pdf").exists()
     assert not (plots / "best_val_vs_time.pdf").exists()
     assert (plots / "budget.png").exists()
+
+
+def test_report_test_option_offers_the_reporting_tests(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--test`` spells out its choices (importing the reporting module would load scipy): every test
+    of ``reporting.significance.TESTS`` parses, the first is the default, another name exits 2."""
+    from hpobench_stn.orchestration.cli import build_parser
+    from hpobench_stn.reporting.significance import TESTS
+
+    parser = build_parser()
+    assert parser.parse_args(["report", "d"]).test == TESTS[0] == "wilcoxon"
+    assert [parser.parse_args(["report", "d", "--test", name]).test for name in TESTS] == list(TESTS)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["report", "d", "--test", "z"])
+    assert exc.value.code == 2
+    assert "argument --test: invalid choice: 'z'" in capsys.readouterr().err
 
 
 def test_report_of_an_empty_folder_exits_2(run_cli: CliRunner, tmp_path: Path) -> None:

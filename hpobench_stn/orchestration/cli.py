@@ -224,7 +224,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..reporting.pipeline import make_report  # matplotlib and scipy load only when a report is made
 
     times = {"linear": ("linear",), "log": ("log",), "both": ("linear", "log")}[args.time_scale]
-    report = make_report(Path(args.dir), Path(args.plots) if args.plots else None, times=times, csv_path=csv_path)
+    plots = Path(args.plots) if args.plots else None
+    report = make_report(Path(args.dir), plots, times=times, csv_path=csv_path, test=args.test)
     print(report.markdown)
     if report.incomplete:
         print(f"note: {report.incomplete} incomplete run(s) left out; re-run the suite to finish them")
@@ -315,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--time-scale", choices=["linear", "log", "both"], default="both", help="time axis of the best-loss figure"
+    )
+    report.add_argument(
+        "--test",
+        choices=["wilcoxon", "t"],  # reporting.significance.TESTS, spelled out: importing it would load scipy
+        default="wilcoxon",
+        help="paired test of each method against the best (Holm-corrected): exact Wilcoxon signed-rank "
+        "(default, from 5 paired seeds) or paired t-test (from 3)",
     )
     return parser
 

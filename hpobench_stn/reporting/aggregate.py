@@ -4,47 +4,42 @@
 * :func:`curves` / :func:`bands`: those step functions on one common time grid per task, and their
   mean ± standard error across seeds, drawn only where every seed of the arm has validated once.
 * :func:`summarise`: per task × arm, the test loss at the validation-selected incumbent (the headline:
-  mean, sd, n over seeds) and its paired test against the best arm (:func:`paired_test`), the final best
-  validation beside it, the trials (or a gray-box method's validations), and the time to reach the
-  best baseline's final validation value.
+  mean, sd, bootstrap interval of the mean, n over seeds) and its paired test against the best arm,
+  Holm-corrected across the task's arms (:mod:`.significance`), the final best validation beside it,
+  the trials (or a gray-box method's validations), and the time to reach the best baseline's final
+  validation value.
 * :func:`budget_table`: where each arm's budget went (training, validation, the method, the harness, idle).
 
 Arms come in the order of :attr:`hpobench_stn.reporting.load.Runs.arms`.
 
-The rules (what a band is, which test is used for which n, what "time to target" means) are stated
-in ``docs/reports.md``; the functions here are their single implementation.
+The rules (what a band is, which test is used and from how many seeds, what "time to target" means)
+are stated in ``docs/reports.md``; the functions here and in :mod:`.significance` are their single
+implementation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .load import Runs
+from .significance import ALPHA, PairedTest, TestName, bootstrap_ci, check_test, holm, paired_test
 
 __all__ = [
-    "ALPHA",
     "CATEGORIES",
     "PHASE_GROUPS",
-    "PairedTest",
+    "SUMMARY_COLUMNS",
     "bands",
     "best_so_far_at",
     "budget_table",
     "curves",
-    "paired_test",
     "summarise",
     "time_grid",
     "time_to_target",
 ]
-
-ALPHA = 0.05  # one-sided level of "significantly worse than the best"
-WILCOXON_MIN_N = 5  # below this the exact signed-rank test cannot reach p < 0.05 (n = 4: p >= 1/16)
-T_TEST_MIN_N = 3  # below this no test is made
 
 # How the clock's phases are reported: what the budget went to.
 PHASE_GROUPS: dict[str, str] = {
@@ -140,44 +135,6 @@ def time_to_target(elapsed_s: np.ndarray, best_so_far: np.ndarray, target: float
     return float(np.asarray(elapsed_s, dtype=float)[hit[0]]) if len(hit) else math.inf
 
 
-@dataclass(frozen=True)
-class PairedTest:
-    """A one-sided paired test of "the other arm's loss is higher than the best arm's" (in the summary:
-    the test loss at each seed's incumbent).
-
-    ``test`` is ``"wilcoxon"`` (exact signed-rank, n ≥ 5), ``"t"`` (paired t-test, 3 ≤ n < 5) or
-    ``"none"`` (n < 3 paired seeds: no test, ``p_value`` None); ``n`` counts the seeds both arms finished.
-    """
-
-    test: str
-    n: int
-    p_value: float | None
-
-    @property
-    def worse(self) -> bool | None:
-        """True: significantly worse at :data:`ALPHA`; False: not shown to be; None: untested."""
-        return None if self.p_value is None else self.p_value < ALPHA
-
-
-def paired_test(best: Mapping[int, float], other: Mapping[int, float]) -> PairedTest:
-    """Test ``other`` against ``best`` over the seeds both have a finite value for (see :class:`PairedTest`)."""
-    seeds = sorted(s for s in set(best) & set(other) if np.isfinite(best[s]) and np.isfinite(other[s]))
-    n = len(seeds)
-    diffs = np.array([other[s] - best[s] for s in seeds], dtype=float)
-    if n < T_TEST_MIN_N:
-        return PairedTest("none", n, None)
-    if n >= WILCOXON_MIN_N:
-        if not np.any(diffs):
-            return PairedTest("wilcoxon", n, 1.0)  # identical on every seed: no evidence of a difference
-        result = stats.wilcoxon(diffs, alternative="greater", zero_method="wilcox", method="auto")
-        return PairedTest("wilcoxon", n, float(result.pvalue))
-    if np.all(diffs == diffs[0]):
-        # Zero variance: the t statistic is ±inf (or undefined at 0); decide by the sign.
-        return PairedTest("t", n, 0.0 if diffs[0] > 0 else 1.0)
-    result = stats.ttest_1samp(diffs, 0.0, alternative="greater")
-    return PairedTest("t", n, float(result.pvalue))
-
-
 SUMMARY_COLUMNS = [
     "task",
     "preset",
@@ -186,11 +143,17 @@ SUMMARY_COLUMNS = [
     "n",
     "best_val_mean",
     "best_val_sd",
+    "best_val_ci_low",
+    "best_val_ci_high",
     "test_mean",
     "test_sd",
+    "test_ci_low",
+    "test_ci_high",
     "trials_mean",
     "complete_mean",
     "failed_mean",
+    "capped_mean",
+    "patience_mean",
     "record_kind",
     "target",
     "ttt_median_s",
@@ -199,22 +162,50 @@ SUMMARY_COLUMNS = [
     "test_name",
     "test_n",
     "p_value",
+    "p_holm",
     "not_worse",
 ]
 
 
+def _tests(
+    by_arm: dict[str, dict[int, float]], best_arm: str | None, test: TestName
+) -> dict[str, tuple[PairedTest, float | None]]:
+    """Every arm's paired test against ``best_arm`` and its Holm-adjusted p-value; the family is the
+    arms of the task that were tested (the best arm and arms with too few paired seeds are not in it)."""
+    best = by_arm.get(best_arm, {}) if best_arm is not None else {}
+    raw = {
+        arm: PairedTest(test, len(values), None) if arm == best_arm else paired_test(best, values, test)
+        for arm, values in by_arm.items()
+    }
+    p_values = {arm: t.p_value for arm, t in raw.items() if t.p_value is not None}
+    adjusted = dict(zip(p_values, holm(list(p_values.values())), strict=True))
+    return {arm: (t, adjusted.get(arm)) for arm, t in raw.items()}
+
+
 def summarise(
-    runs: Runs, baselines: Collection[str], validation_methods: Collection[str] = frozenset()
+    runs: Runs,
+    baselines: Collection[str],
+    validation_methods: Collection[str] = frozenset(),
+    *,
+    test: str = "wilcoxon",
 ) -> pd.DataFrame:
     """One row per task × arm (columns :data:`SUMMARY_COLUMNS`), arms in ``runs.arms`` order.
 
     **The headline is the test loss at the incumbent**: the test loss of the checkpoint each run
     selected by its best validation loss (``test_mean``). ``is_best`` marks the arm with the lowest
-    mean; ``not_worse`` is True for it and for arms not significantly worse on the test loss
-    (:func:`paired_test`, paired by seed), False for significantly worse arms and None where the test
-    was not made. Why test, not validation: a gray-box method (STN) fits λ to validation batches by
-    gradient, so its validation loss is more optimistic than that of a method that only selects
-    among configs (docs/reports.md).
+    mean. Every other arm is tested against it on the test loss, paired by seed, with ``test``
+    (``"wilcoxon"``, the default, or ``"t"``; :func:`~.significance.paired_test`), one-sided: is
+    this arm's loss higher? ``test_name`` is that test on every row, ``test_n`` the paired seeds,
+    ``p_value`` the raw p-value and ``p_holm`` the p-value adjusted by Holm's method across the arms
+    of the task that were tested (:func:`~.significance.holm`); both are NaN for the best arm and
+    where too few seeds are paired for the test. ``not_worse`` is True for the best arm and for arms
+    with ``p_holm`` ≥ :data:`~.significance.ALPHA`, False below it, None where no test was made.
+    Why test, not validation: a gray-box method (STN) fits λ to validation batches by gradient, so
+    its validation loss is more optimistic than that of a method that only selects among configs
+    (docs/reports.md).
+
+    ``*_ci_low`` / ``*_ci_high``: the bootstrap interval of each mean over seeds
+    (:func:`~.significance.bootstrap_ci`; NaN with fewer than two seeds).
 
     ``baselines`` names the *methods* whose arms set the time-to-target, which stays on validation
     (how the STN paper phrases it): the target of a task is the lowest mean final best validation
@@ -224,8 +215,10 @@ def summarise(
     did. ``record_kind`` is ``"validation"`` for the arms of ``validation_methods`` (whose records are
     periodic validations of one training run), else ``"trial"``.
     """
+    name = check_test(test)
     rows = []
     for task, task_runs in runs.runs.groupby("task", sort=True):
+        task_runs = task_runs.sort_values("seed", kind="stable")
         order = runs.ordered(task_runs["arm"])
         per_arm = [(arm, task_runs[task_runs["arm"] == arm]) for arm in order]
         means = task_runs.groupby("arm")["best_val"].mean()[order]
@@ -234,22 +227,25 @@ def summarise(
         target = float(pool.min()) if pool.notna().any() else math.nan
         tests = task_runs.groupby("arm")["test_at_best"].mean()[order]
         best_arm = tests.idxmin() if tests.notna().any() else None
-        best_rows = task_runs[task_runs["arm"] == best_arm]  # empty when no arm has a tested incumbent
-        best_by_seed = dict(zip(best_rows["seed"], best_rows["test_at_best"].astype(float), strict=True))
+        by_arm = {
+            arm: dict(zip(arm_runs["seed"], arm_runs["test_at_best"].astype(float), strict=True))
+            for arm, arm_runs in per_arm
+        }
+        tested = _tests(by_arm, best_arm, name)
         trials = runs.trials[runs.trials["task"] == task]
         for arm, arm_runs in per_arm:
-            ttts, failed = [], []
+            ttts, failed, capped, patience = [], [], [], []
             for seed in arm_runs["seed"]:
                 t = trials[(trials["arm"] == arm) & (trials["seed"] == seed)].sort_values("index")
                 ttts.append(time_to_target(t["elapsed_s"].to_numpy(), t["best_so_far"].to_numpy(dtype=float), target))
                 failed.append(int((t["status"] == "failed").sum()))
-            by_seed = dict(zip(arm_runs["seed"], arm_runs["test_at_best"].astype(float), strict=True))
-            not_worse: bool | None
-            if arm == best_arm:
-                test, not_worse = PairedTest("none", len(by_seed), None), True
-            else:
-                test = paired_test(best_by_seed, by_seed)
-                not_worse = None if test.worse is None else not test.worse
+                capped.append(int((t["status"] == "complete").sum()))
+                patience.append(int((t["status"] == "early_stopped").sum()))
+            paired, p_holm = tested[arm]
+            not_worse = True if arm == best_arm else None if p_holm is None else p_holm >= ALPHA
+            best_val = arm_runs["best_val"].to_numpy(dtype=float)
+            test_loss = arm_runs["test_at_best"].to_numpy(dtype=float)
+            val_ci, test_ci = bootstrap_ci(best_val), bootstrap_ci(test_loss)
             rows.append(
                 {
                     "task": task,
@@ -259,25 +255,33 @@ def summarise(
                     "n": int(arm_runs["best_val"].notna().sum()),
                     "best_val_mean": arm_runs["best_val"].mean(),
                     "best_val_sd": arm_runs["best_val"].std(ddof=1),
+                    "best_val_ci_low": val_ci[0],
+                    "best_val_ci_high": val_ci[1],
                     "test_mean": arm_runs["test_at_best"].mean(),
                     "test_sd": arm_runs["test_at_best"].std(ddof=1),
+                    "test_ci_low": test_ci[0],
+                    "test_ci_high": test_ci[1],
                     "trials_mean": arm_runs["n_trials"].mean(),
                     "complete_mean": arm_runs["n_complete"].mean(),
                     "failed_mean": float(np.mean(failed)),
+                    "capped_mean": float(np.mean(capped)),
+                    "patience_mean": float(np.mean(patience)),
                     "record_kind": "validation" if arm_runs["method"].iloc[0] in validation_methods else "trial",
                     "target": target,
                     "ttt_median_s": float(np.median(ttts)) if ttts else math.nan,
                     "ttt_reached": int(np.isfinite(ttts).sum()),
                     "is_best": arm == best_arm,
-                    "test_name": test.test,
-                    "test_n": test.n,
-                    "p_value": test.p_value,
+                    "test_name": paired.test,
+                    "test_n": paired.n,
+                    "p_value": paired.p_value,
+                    "p_holm": p_holm,
                     "not_worse": not_worse,
                 }
             )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     # True / False / None as Python objects: a column of only booleans would become numpy's bool dtype.
     out["not_worse"] = pd.Series([r["not_worse"] for r in rows], dtype=object)
+    out[["p_value", "p_holm"]] = out[["p_value", "p_holm"]].astype(float)  # NaN where no test was made
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..foundation.provenance import portable_command
 from ..harness.records import FINAL_NAME, LOG_NAME, FinalRecord, RecordError, RunState, load_final, load_log
 
 __all__ = ["COLUMNS", "KNOWN_ARMS", "Runs", "arm_order", "collect", "load_runs", "write_csv"]
@@ -96,7 +97,7 @@ def collect(root: Path) -> pd.DataFrame:
                     "seed": meta.seed,
                     "budget_s": meta.budget_s,
                     "n_trials": len(trials),
-                    "n_complete": sum(t.status.value == "complete" for t in trials),
+                    "n_complete": sum(t.status.finished for t in trials),
                     "best_val": best[-1] if best else None,
                     "test_at_best": None,
                     "elapsed_s": trials[-1].elapsed_s if trials else 0.0,
@@ -148,8 +149,10 @@ class Runs:
     Attributes:
         runs: one row per run: ``task, preset, arm, method, seed, budget_s, n_trials, n_complete,
             best_val, test_at_best, elapsed_s, wall_s``, the provenance (``git_sha, git_dirty, device,
-            host, started_at, command``), ``options`` (the method's options as JSON) and one
-            ``phase/<name>`` column of charged seconds per clock phase (0 where a run never entered it).
+            started_at, command``: nothing machine-specific beyond the device; the command without
+            absolute paths, even where an older record holds them), ``options`` (the method's options
+            as JSON) and one ``phase/<name>`` column of charged seconds per clock phase (0 where a run
+            never entered it).
         trials: one row per trial: ``task, arm, seed, index, elapsed_s, val_loss, best_so_far, status``.
         schedules: one row per logged hyperparameter value: ``task, arm, seed, step, elapsed_s, name,
             value`` (``name`` includes ``sigma/<hp>`` entries).
@@ -196,9 +199,9 @@ def load_runs(root: Path) -> Runs:
                 "git_sha": meta.git_sha,
                 "git_dirty": meta.git_dirty,
                 "device": meta.device,
-                "host": meta.host,
                 "started_at": meta.started_at,
-                "command": " ".join(meta.command),
+                # Older records hold the machine's paths: a report shows none (portable_command is idempotent).
+                "command": " ".join(portable_command(meta.command, {})),
                 "options": json.dumps(meta.method_options, sort_keys=True),
                 **{f"phase/{k}": v for k, v in final.phases_s.items()},
             }

@@ -5,7 +5,8 @@ runs the stages of :mod:`hpobench_stn.reporting` in order:
 
 1. :mod:`~hpobench_stn.reporting.load`: ``results/<suite>/runs.csv`` (one row per run, complete or not),
    and the complete runs as :class:`~hpobench_stn.reporting.load.Runs`, whose arm order is fixed here;
-2. :mod:`~hpobench_stn.reporting.aggregate`: the per task × arm summary and its paired tests;
+2. :mod:`~hpobench_stn.reporting.aggregate`: the per task × arm summary, its paired tests and bootstrap
+   intervals (:mod:`~hpobench_stn.reporting.significance`);
 3. :mod:`~hpobench_stn.reporting.tables`: ``results/<suite>/summary.{md,csv,tex}``;
    :mod:`~hpobench_stn.reporting.figures`: ``plots/<suite>/*.{pdf,png}``.
 
@@ -26,6 +27,7 @@ from ..harness.registry import RegistryError, get_method
 from .aggregate import summarise
 from .figures import write_figures
 from .load import load_runs, write_csv
+from .significance import check_test
 from .tables import Provenance, flagged_runs, provenance, write_tables
 
 __all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report", "validation_methods"]
@@ -81,16 +83,23 @@ def make_report(
     *,
     times: Sequence[str] = ("linear", "log"),
     csv_path: Path | None = None,
+    test: str = "wilcoxon",
 ) -> Report:
-    """Write the per-run CSV, the summary tables and the figures of ``results_dir`` (see the module docstring)."""
+    """Write the per-run CSV, the summary tables and the figures of ``results_dir`` (see the module docstring).
+
+    ``test`` is the paired test of the summary: ``"wilcoxon"`` (the default) or ``"t"``
+    (:func:`~hpobench_stn.reporting.significance.paired_test`); an unknown name raises :class:`ValueError`
+    before anything is written.
+    """
     results_dir = Path(results_dir)
+    check_test(test)
     # 1. Load: every run (complete or not) into the per-run CSV; the complete ones, with their arm order.
     paths = [Path(csv_path) if csv_path is not None else results_dir / "runs.csv"]
     table = write_csv(results_dir, paths[0])
     runs = load_runs(results_dir)
     # 2. Aggregate and test.
     methods = sorted(runs.runs["method"].unique())
-    summary = summarise(runs, baseline_methods(methods), validation_methods(methods))
+    summary = summarise(runs, baseline_methods(methods), validation_methods(methods), test=test)
     prov = provenance(runs.runs)
     # 3. Write: tables beside the runs, figures into the plots folder.
     paths += write_tables(summary, prov, results_dir, flagged_runs(table))

@@ -2,9 +2,11 @@
 
 :func:`write_tables` takes :func:`hpobench_stn.reporting.aggregate.summarise`'s frame and writes
 ``summary.md``, ``summary.csv`` and ``summary.tex``. The headline column is the test loss at the
-validation-selected incumbent: in Markdown and LaTeX the best arm of each task (lowest mean) is in
-bold and arms not significantly worse than it carry a dagger; the best validation loss stands beside
-it. The CSV keeps the raw numbers, the test and its p-value, and the provenance as columns.
+validation-selected incumbent, each mean with its bootstrap interval: in Markdown and LaTeX the best
+arm of each task (lowest mean) is in bold and arms not significantly worse than it (Holm-adjusted
+p ≥ α) carry a dagger; the best validation loss stands beside it, then the adjusted p-value, or "no
+test" where too few seeds are paired. The legend names the test. The CSV keeps the raw numbers (sd
+and interval ends, the test, raw and adjusted p-values) and the provenance as columns.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .significance import ALPHA, CONFIDENCE, MIN_N, check_test
+
 __all__ = [
     "Provenance",
     "flagged_runs",
-    "format_pm",
+    "format_ci",
+    "format_p",
     "provenance",
     "render_latex",
     "render_markdown",
@@ -68,19 +73,27 @@ def provenance(runs: pd.DataFrame) -> Provenance:
     )
 
 
-def format_pm(mean: float, sd: float) -> str:
-    """``mean ± sd`` with sd to two significant digits (at most 4 decimals) and the mean to the same place.
+def format_ci(mean: float, low: float, high: float) -> str:
+    """``mean [low, high]``, all to the decimal place that gives the interval's width two significant
+    digits (at most 4 decimals).
 
-    One seed (sd NaN) gives the mean alone to 4 significant digits; a missing mean gives "–".
+    No interval (one seed: ``low`` and ``high`` NaN) gives the mean alone to 4 significant digits; a
+    missing mean gives "–".
     """
     if mean is None or not math.isfinite(mean):
         return "–"
-    if sd is None or not math.isfinite(sd):
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return f"{mean:.4g}"
-    if sd == 0:
-        return f"{mean:.4f} ± 0"
-    decimals = min(4, max(0, 1 - math.floor(math.log10(abs(sd)))))  # at most 4: "± 0.0001" is small enough
-    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+    width = high - low
+    decimals = 4 if width <= 0 else min(4, max(0, 1 - math.floor(math.log10(width))))
+    return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value to three significant digits, "< 0.001" below that; "–" for none."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def _ttt(row: pd.Series) -> str:
@@ -91,18 +104,29 @@ def _ttt(row: pd.Series) -> str:
 
 
 def _evaluations(row: pd.Series) -> str:
-    """Trials per run with (complete / failed), or a gray-box method's periodic validations (its
-    COMPLETE records: the record that ends its run at the deadline holds no validation)."""
+    """Trials per run with (stopped by the epoch cap / by patience / failed), or a gray-box method's
+    periodic validations (its COMPLETE records: the record that ends its run at the deadline holds no
+    validation)."""
     if row["record_kind"] == "validation":
         return f"{row['complete_mean']:.1f} validations"
-    return f"{row['trials_mean']:.1f} trials ({row['complete_mean']:.1f} / {row['failed_mean']:.1f})"
+    counts = " / ".join(f"{row[c]:.1f}" for c in ("capped_mean", "patience_mean", "failed_mean"))
+    return f"{row['trials_mean']:.1f} trials ({counts})"
+
+
+def _vs_best(row: pd.Series) -> str:
+    """The p column: the Holm-adjusted p-value, "best" for the best arm, "no test" where none was made."""
+    if row["is_best"]:
+        return "best"
+    if pd.isna(row["p_holm"]):
+        return f"no test (n < {MIN_N[check_test(row['test_name'])]})"
+    return format_p(row["p_holm"])
 
 
 def _display(summary: pd.DataFrame, bold: tuple[str, str], dagger: str) -> pd.DataFrame:
     """The human table: formatted strings, the best arm wrapped in ``bold``, a ``dagger`` for the ties."""
     rows = []
     for _, r in summary.iterrows():
-        test = format_pm(r["test_mean"], r["test_sd"])
+        test = format_ci(r["test_mean"], r["test_ci_low"], r["test_ci_high"])
         if r["is_best"]:
             test = f"{bold[0]}{test}{bold[1]}"
         elif r["not_worse"] is True:
@@ -113,7 +137,8 @@ def _display(summary: pd.DataFrame, bold: tuple[str, str], dagger: str) -> pd.Da
                 "method": r["arm"],
                 "n": int(r["n"]),
                 "test at incumbent": test,
-                "best validation": format_pm(r["best_val_mean"], r["best_val_sd"]),
+                "best validation": format_ci(r["best_val_mean"], r["best_val_ci_low"], r["best_val_ci_high"]),
+                "p vs best (Holm)": _vs_best(r),
                 "evaluations per run": _evaluations(r),
                 "time to target (validation)": _ttt(r),
             }
@@ -121,26 +146,38 @@ def _display(summary: pd.DataFrame, bold: tuple[str, str], dagger: str) -> pd.Da
     return pd.DataFrame(rows)
 
 
+TEST_SAID = {
+    "wilcoxon": "a one-sided exact Wilcoxon signed-rank test",
+    "t": "a one-sided paired t-test (option --test t; it assumes normally distributed differences)",
+}
+
+
 def _legend(summary: pd.DataFrame) -> str:
-    tests = sorted(set(summary.loc[~summary["is_best"], "test_name"]))
-    said = {
-        "wilcoxon": "a one-sided exact Wilcoxon signed-rank test over paired seeds (n ≥ 5)",
-        "t": "a one-sided paired t-test over paired seeds (3 ≤ n < 5; it assumes normal differences)",
-        "none": "no test where fewer than 3 seeds are paired",
-    }
-    how = "; ".join(said[t] for t in tests if t in said) or "no other arm to test"
-    return (
+    """What the table shows and how it was tested; a line of its own says where no test was made."""
+    names = sorted({check_test(t) for t in summary["test_name"]}) or ["wilcoxon"]
+    how = " and ".join(TEST_SAID[t] for t in names)
+    others = summary[~summary["is_best"].astype(bool)]
+    untested = others[others["p_holm"].isna()]
+    text = (
         "Test loss at the incumbent (the checkpoint each run selected by its best validation loss) and "
-        "that best validation loss, mean ± sd over seeds. Methods are ranked on the test loss: a "
-        "gradient-based tuner fits the validation set, so its validation loss is optimistic. Bold: the "
-        "lowest mean test loss per task; † not significantly worse than it at α = 0.05 by "
-        f"{how}. Evaluations: for black-box methods the trials per run, in brackets those that trained "
-        "all their epochs and those that failed (a non-finite loss); for a method that tunes within one "
+        f"that best validation loss: the mean over seeds and, in brackets, a {CONFIDENCE * 100:g} % bootstrap "
+        "confidence interval of it (BCa). Methods are ranked on the test loss: a gradient-based tuner "
+        "fits the validation set, so its validation loss is optimistic. Bold: the lowest mean test loss "
+        f"per task. Every other method is tested against it on the test loss over the seeds both "
+        f"finished, by {how}, with Holm's correction across the methods of the task; p: the adjusted "
+        f"p-value; † not significantly worse than the best at α = {ALPHA:g} (adjusted p ≥ {ALPHA:g}). "
+        "Evaluations: for black-box methods the trials per run, in brackets those stopped by the epoch "
+        "cap, those stopped by patience (converged) and those that failed (a non-finite loss); the rest "
+        "were cut by the deadline; for a method that tunes within one "
         "training run (STN), its periodic validations. Time to target (validation): median charged "
         "seconds to reach the best black-box method's mean final best validation loss (the best "
         "method's when the table has no black-box method; seeds that never did count as infinitely "
         "late), and how many seeds reached it."
     )
+    for name in names:
+        if (untested["test_name"] == name).any():
+            text += f"\n\nn < {MIN_N[name]} paired seeds: no test (no † and no claim either way)."
+    return text
 
 
 def render_markdown(summary: pd.DataFrame, prov: Provenance, flagged: Sequence[str] = ()) -> str:
@@ -167,16 +204,32 @@ def _latex_escape(text: str) -> str:
     return text
 
 
+def _latex_symbols(text: str) -> str:
+    """The legend's and the p column's symbols in LaTeX (after :func:`_latex_escape`)."""
+    symbols = {"<": "$<$", "†": "$^\\dagger$", "α": "$\\alpha$", "≥": "$\\geq$", "≤": "$\\leq$", "--": "-{}-"}
+    for char, latex in symbols.items():
+        text = text.replace(char, latex)
+    return text
+
+
 def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
     """A booktabs ``table`` with one block per task (a midrule between tasks) and the legend as caption."""
     display = _display(summary, ("\\textbf{", "}"), "$^\\dagger$")
-    header = ["Method", "$n$", "Test at incumbent", "Best validation", "Evaluations per run", "Time to target (val.)"]
+    header = [
+        "Method",
+        "$n$",
+        "Test at incumbent",
+        "Best validation",
+        "$p$ (Holm)",
+        "Evaluations per run",
+        "Time to target (val.)",
+    ]
     lines = [
         "% " + _latex_escape(f"Generated by hpobench report; {prov.sentence()}."),
         "\\begin{table}[t]",
         "\\centering",
         "\\small",
-        "\\begin{tabular}{lrllll}",
+        "\\begin{tabular}{lrlllll}",
         "\\toprule",
         " & ".join(header) + " \\\\",
     ]
@@ -186,15 +239,14 @@ def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
             cells = [
                 _latex_escape(str(r["method"])),
                 str(r["n"]),
-                r["test at incumbent"].replace("±", "$\\pm$"),
-                r["best validation"].replace("±", "$\\pm$"),
+                r["test at incumbent"],
+                r["best validation"],
+                _latex_symbols(r["p vs best (Holm)"]),
                 r["evaluations per run"].replace(" / ", "\\,/\\,"),
                 r["time to target (validation)"].replace("–", "--"),
             ]
             lines.append(" & ".join(cells) + " \\\\")
-    caption = _latex_escape(_legend(summary)).replace("±", "$\\pm$").replace("†", "$^\\dagger$")
-    caption = caption.replace("α", "$\\alpha$").replace("≥", "$\\geq$").replace("≤", "$\\leq$")
-    caption = caption.replace("<", "$<$")
+    caption = _latex_symbols(_latex_escape(_legend(summary)).replace("\n\n", " "))
     lines += [
         "\\bottomrule",
         "\\end{tabular}",
