@@ -33,6 +33,7 @@ from hpobench_stn import (
     register_task,
     task_names,
 )
+from hpobench_stn.foundation.provenance import DataFile
 from hpobench_stn.harness import registry as registry_module
 from hpobench_stn.tasks.digits_mlp import DigitsTask
 
@@ -168,12 +169,12 @@ def meta() -> RunMetadata:
         budget_s=4.5,
         data_source="bundled",
         device="cpu (x86_64, 1 threads)",
-        host="testhost",
         git_sha="0123456789abcdef",
         git_dirty=False,
         versions={"python": "3.11", "torch": "2"},
         command=["hpobench", "run"],
         started_at="2026-01-01T00:00:00Z",
+        data_files=(DataFile("digits/extra.txt", "0" * 64, 12),),
     )
 
 

@@ -51,7 +51,6 @@ def make_runs(trials: dict[tuple[str, int], tuple[list[float], list[float]]] = T
                 "git_sha": "0123456789abcdef",
                 "git_dirty": False,
                 "device": "cpu (x86_64, 1 threads)",
-                "host": "h",
                 "started_at": f"2026-11-27T00:0{seed}:00Z",
                 "command": "hpobench suite x",
                 "options": "{}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -244,6 +245,13 @@ def test_a_smoke_run_with_every_black_box_method_finds_an_incumbent(method: str,
     assert final.incumbent_val_loss is not None
     assert final.incumbent_test_loss is not None
     assert "CIFAR-10" in final.meta.data_source
+    # Provenance: the files read, relative to the data root, with the sha256 of their bytes; no machine path.
+    assert DATA is not None
+    assert str(DATA) not in final.meta.data_source
+    assert final.meta.data_files, "no data file recorded"
+    for f in final.meta.data_files:
+        assert f.path.startswith("cifar10/")
+        assert f.sha256 == hashlib.sha256((DATA / f.path).read_bytes()).hexdigest()
     assert final.n_complete >= 1, "no smoke trial completed within 3 s"
 
 
@@ -251,7 +259,9 @@ def test_cache_override_keeps_the_data_folder_untouched(tmp_path: Path, monkeypa
     """With $HPOBENCH_STN_CACHE set (as the nox sessions and tests do), nothing is written next to the data."""
     _tiny_jpeg_copy(tmp_path / "data" / "cifar10")
     monkeypatch.setenv("HPOBENCH_STN_CACHE", str(tmp_path / "cache"))
-    load_cifar10(tmp_path / "data")
+    data = load_cifar10(tmp_path / "data")
+    assert data.files == (tmp_path / "data" / "cifar10" / JPEG_NPZ,)  # what Task.data_files hands the runner
+    assert str(tmp_path) not in data.source  # the source names neither the data root nor the cache folder
     assert not (tmp_path / "data" / "cifar10" / "cache").exists()
     assert list((tmp_path / "cache").glob("cifar10_jpeg_q75-*.npy"))
 

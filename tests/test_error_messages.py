@@ -62,7 +62,7 @@ def test_schedule_records_round_trip_through_the_log(tmp_path: Path) -> None:
     """Gray-box schedules (RunContext.record_schedule) are read back as ScheduleRecords, in order."""
     from hpobench_stn.harness.records import RunMetadata
 
-    meta = RunMetadata("t", "smoke", "m", {}, 0, 1.0, "src", "cpu", "host", None, None, {}, [], "2026-01-01T00:00:00Z")
+    meta = RunMetadata("t", "smoke", "m", {}, 0, 1.0, "src", "cpu", None, None, {}, [], "2026-01-01T00:00:00Z")
     records = [ScheduleRecord(step=s, elapsed_s=0.1 * s, values={"dropout": 0.1 * s}) for s in range(3)]
     with RunLog(tmp_path) as log:
         log.append(meta)

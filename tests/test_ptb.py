@@ -6,6 +6,7 @@ is absent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -308,6 +309,13 @@ def test_smoke_run_with_every_black_box_method(method: str, tmp_path: Path) -> N
     assert final["incumbent_config"] is not None
     assert math.isfinite(final["incumbent_test_loss"])
     assert "md5 verified" in final["meta"]["data_source"]
+    # Provenance: the files relative to the data root, each with the sha256 of its bytes; no machine path.
+    assert str(DATA) not in json.dumps(final)
+    assert str(DATA.resolve()) not in json.dumps(final)
+    assert [(f["path"], f["sha256"]) for f in final["meta"]["data_files"]] == [
+        (f"ptb/{name}", hashlib.sha256((DATA / "ptb" / name).read_bytes()).hexdigest())
+        for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
+    ]
 
 
 def test_hyper_lstm_refuses_differing_per_example_drop_connect_rates(smoke: PTBTask) -> None:

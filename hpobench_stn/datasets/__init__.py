@@ -7,8 +7,9 @@ Decoded caches go to ``$HPOBENCH_STN_CACHE`` when set (the nox sessions and the 
 project's ignored ``.cache/``, so a shared data folder is never written), else next to the data when
 that folder is writable, else ``~/.cache/hpobench_stn``.
 
-May import: :mod:`hpobench_stn.foundation` (it needs nothing of it today), numpy and the standard
-library. It sits beside :mod:`hpobench_stn.nn`, and neither imports the other.
+May import: :mod:`hpobench_stn.foundation` (the CIFAR-10 loader hashes its file with
+``provenance.file_sha256``, which the run's data checksum reuses), numpy and the standard library.
+It sits beside :mod:`hpobench_stn.nn`, and neither imports the other.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ images train, the last 10,000 validate, and the official 10,000 test images test
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..foundation.provenance import file_sha256
 from . import DataError, cache_dir, resolve_data_root
 
 __all__ = [
@@ -59,7 +59,9 @@ class Cifar10:
         y_train: int64 ``(50000,)``.
         x_test: uint8 ``(10000, 32, 32, 3)``.
         y_test: int64 ``(10000,)``.
-        source: where the pixels came from (written into every run's metadata).
+        source: where the pixels came from, relative to the data root (``cifar10/cifar10_jpeg_q75.npz
+            (JPEG q75, ...)``; written into every run's metadata).
+        files: the files read (absolute), for the run's data checksums (``Task.data_files``).
     """
 
     x_train: np.ndarray
@@ -67,6 +69,7 @@ class Cifar10:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class CifarSplits:
     val: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
     source: str
+    files: tuple[Path, ...] = ()  # the files read (Cifar10.files)
 
 
 def paper_split(data: Cifar10) -> CifarSplits:
@@ -86,6 +90,7 @@ def paper_split(data: Cifar10) -> CifarSplits:
         val=(data.x_train[N_TRAIN_PAPER:], data.y_train[N_TRAIN_PAPER:]),
         test=(data.x_test, data.y_test),
         source=data.source,
+        files=data.files,
     )
 
 
@@ -108,11 +113,8 @@ def decode_jpeg_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:16]
+    # The run records the same sha256 as its data checksum: file_sha256 hashes each file once per process.
+    return file_sha256(path)[:16]
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
@@ -146,7 +148,8 @@ def _from_jpeg(npz: Path, folder: Path) -> Cifar10:
         _save_atomic(cache, x)
     if x.shape != (60_000, 32, 32, 3) or len(y_train) != 50_000 or len(y_test) != 10_000:
         raise DataError(f"{npz}: unexpected shapes {x.shape}, {y_train.shape}, {y_test.shape} (cache {cache})")
-    return Cifar10(x[:50_000], y_train, x[50_000:], y_test, f"{npz} (JPEG q75, decoded cache {cache})")
+    source = f"cifar10/{JPEG_NPZ} (JPEG q75, decoded once and cached as {cache.name})"
+    return Cifar10(x[:50_000], y_train, x[50_000:], y_test, source, (npz,))
 
 
 def _from_torchvision(folder: Path, download: bool) -> Cifar10:
@@ -159,7 +162,8 @@ def _from_torchvision(folder: Path, download: bool) -> Cifar10:
         np.asarray(train.targets, dtype=np.int64),
         np.asarray(test.data, dtype=np.uint8),
         np.asarray(test.targets, dtype=np.int64),
-        f"{folder / BATCHES_DIR} (official, torchvision)",
+        f"cifar10/{BATCHES_DIR} (official, torchvision)",
+        tuple(folder / BATCHES_DIR / name for name, _ in (*train.train_list, *test.test_list)),
     )
 
 

@@ -57,6 +57,11 @@ class PTBCorpus:
     valid: torch.Tensor
     test: torch.Tensor
 
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The three files read (absolute), for the run's data checksums (``Task.data_files``)."""
+        return tuple(self.folder / name for name, _ in PTB_FILES.values())
+
 
 def _expected() -> str:
     return ", ".join(name for name, _ in PTB_FILES.values())
