@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
 from conftest import step_clock_task
+from torch import nn
 
 from hpobench_stn import (
     AskTellMethod,
     Budget,
+    BudgetTimer,
     Clock,
     Config,
+    EvalResult,
     FakeClock,
     RunSeeds,
     SearchSpace,
+    Split,
     TaskError,
     TrialStatus,
     register_method,
@@ -24,6 +31,7 @@ from hpobench_stn import (
 )
 from hpobench_stn.harness.records import FINAL_NAME, LOG_NAME, load_final, load_log
 from hpobench_stn.harness.runner import OutputDirError, RunMismatchError, RunSpec, check_writable, execute
+from hpobench_stn.harness.task import Preset
 from hpobench_stn.tasks.digits_mlp import DigitsTask
 
 TICK = 0.01
@@ -303,3 +311,30 @@ def test_replay_of_an_arm_needs_a_run_filed_by_the_runner(tmp_path: Path) -> Non
         ctx = RunContext(task, BudgetTimer(Budget(1.0), FakeClock()), RunSeeds.from_master(0), log, "schedule_replay")
         with pytest.raises(MethodError, match="option arm needs a run filed by the runner"):
             get_method("schedule_replay")({"arm": "stn"}).source(ctx)  # type: ignore[attr-defined]
+
+
+class FlatDigits(DigitsTask):
+    """Digits whose validation loss never improves after the first epoch: patience 1 stops every trial
+    after its second epoch."""
+
+    presets: ClassVar[Mapping[str, Preset]] = {"smoke": replace(DigitsTask.presets["smoke"], epochs=6, patience=1)}
+
+    def evaluate(self, model: nn.Module, split: Split, timer: BudgetTimer | None = None) -> EvalResult | None:
+        result = super().evaluate(model, split, timer)
+        return result if result is None or split != "val" else replace(result, loss=1.0)
+
+
+def test_trials_stopped_by_patience_are_recorded_with_their_epochs_and_reason(tmp_path: Path) -> None:
+    register_task("digits_flat_test")(FlatDigits)
+    spec = RunSpec("digits_flat_test", "random", "smoke", 0, Budget(3.0))
+    outcome = execute(spec, tmp_path, clock=FakeClock(tick=TICK), device="cpu")
+    _, trials, _ = load_log(outcome.run_dir)
+    finished = [t for t in trials if t.status is not TrialStatus.OUT_OF_BUDGET]
+    assert len(finished) >= 2
+    for t in finished:
+        assert t.status is TrialStatus.EARLY_STOPPED
+        assert t.epochs == 2
+        assert t.reason == "patience: no new best validation loss in 1 epochs (best at epoch 1)"
+    final = load_final(outcome.run_dir)
+    assert final.n_early_stopped == len(finished)
+    assert final.n_complete == len(finished)  # finished trials: the cap or patience

@@ -16,7 +16,9 @@ from hpobench_stn import (
     Budget,
     BudgetTimer,
     Config,
+    EvalResult,
     FakeClock,
+    FitResult,
     RunSeeds,
     Split,
     TaskError,
@@ -208,7 +210,7 @@ def test_fit_completes_all_epochs_and_returns_the_best_checkpoint(digits: Digits
     timer.start()
     fit = digits.fit(CLEAN, timer, RunSeeds.from_master(0))
     assert fit.status is TrialStatus.COMPLETE
-    assert fit.reason is None
+    assert fit.reason == f"epoch cap: {digits.preset.epochs} epochs"
     assert fit.epochs == digits.preset.epochs
     assert fit.steps == digits.preset.epochs * _steps_per_epoch(digits)
     assert fit.val is not None
@@ -284,6 +286,76 @@ def test_fit_returns_the_learning_curve_whose_minimum_is_the_kept_checkpoint(dig
     assert fit.val is not None
     assert len(fit.val_losses) == fit.epochs == digits.preset.epochs
     assert min(fit.val_losses) == fit.val.loss
+
+
+class ScriptedCurve(DigitsTask):
+    """Digits whose validation loss follows a script (one value per epoch) and that keeps a copy of the
+    weights at each validation, to check which checkpoint ``fit`` returns."""
+
+    curve: ClassVar[tuple[float, ...]] = (5.0, 4.0, 3.0, 3.5, 3.2, 3.0, 3.1, 2.0, 1.0, 0.5)
+    presets: ClassVar[Mapping[str, Preset]] = {
+        "smoke": replace(DigitsTask.presets["smoke"], epochs=len(curve), patience=3)
+    }
+
+    def __init__(self, preset: str) -> None:
+        super().__init__(preset)
+        self.snapshots: list[dict[str, torch.Tensor]] = []
+
+    def evaluate(self, model: nn.Module, split: Split, timer: BudgetTimer | None = None) -> EvalResult | None:
+        result = super().evaluate(model, split, timer)
+        if split != "val" or result is None:
+            return result
+        self.snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return replace(result, loss=self.curve[len(self.snapshots) - 1])
+
+
+def _fit_scripted(cls: type[ScriptedCurve]) -> tuple[ScriptedCurve, FitResult]:
+    """Fit CLEAN on a fresh ``cls`` at its smoke preset with an unlimited fake-clock budget."""
+    task = cls("smoke")
+    task.prepare()
+    seeds = RunSeeds.from_master(0)
+    task.load(seeds)
+    timer = BudgetTimer(Budget(1e9), FakeClock())
+    timer.start()
+    return task, task.fit(CLEAN, timer, seeds)
+
+
+def test_fit_stops_after_patience_epochs_without_a_new_best_and_keeps_the_best_checkpoint() -> None:
+    """Best at epoch 3 (3.0); epochs 4-6 bring no *new* best (6 only ties it): with patience 3 the trial
+    stops after epoch 6, EARLY_STOPPED, although epochs 8-10 would have improved."""
+    task, fit = _fit_scripted(ScriptedCurve)
+    assert fit.status is TrialStatus.EARLY_STOPPED
+    assert fit.status.finished
+    assert fit.epochs == 6
+    assert fit.val_losses == (5.0, 4.0, 3.0, 3.5, 3.2, 3.0)
+    assert fit.reason == "patience: no new best validation loss in 3 epochs (best at epoch 3)"
+    assert fit.loss == 3.0
+    assert fit.steps == 6 * _steps_per_epoch(task)
+    assert fit.model is not None
+    assert not fit.model.training
+    # The model returned holds epoch 3's weights, not the last epoch's.
+    kept = fit.model.state_dict()
+    assert all(torch.equal(kept[k], task.snapshots[2][k]) for k in kept)
+    assert not all(torch.equal(kept[k], task.snapshots[5][k]) for k in kept)
+
+
+def test_fit_without_patience_trains_to_the_cap_through_a_plateau() -> None:
+    class NoPatience(ScriptedCurve):
+        presets: ClassVar[Mapping[str, Preset]] = {"smoke": replace(ScriptedCurve.presets["smoke"], patience=None)}
+
+    task, fit = _fit_scripted(NoPatience)
+    assert fit.status is TrialStatus.COMPLETE
+    assert fit.epochs == len(ScriptedCurve.curve)
+    assert fit.loss == 0.5
+    kept = fit.model.state_dict() if fit.model is not None else {}
+    assert kept
+    assert all(torch.equal(kept[k], task.snapshots[-1][k]) for k in kept)
+
+
+@pytest.mark.parametrize("patience", [0, -2, 1.5])
+def test_preset_rejects_a_patience_below_one(patience: object) -> None:
+    with pytest.raises(TaskError, match=r"patience must be None or an integer >= 1, got"):
+        Preset("bad", epochs=5, batch_size=10, patience=patience)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

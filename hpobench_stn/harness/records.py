@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..foundation.provenance import DataFile
+
 __all__ = [
     "FinalRecord",
     "RecordError",
@@ -54,9 +56,15 @@ class RecordError(ValueError):
 
 
 class TrialStatus(enum.Enum):
-    COMPLETE = "complete"  # trained for all epochs of the preset
+    COMPLETE = "complete"  # trained until the preset's epoch cap
+    EARLY_STOPPED = "early_stopped"  # stopped by patience: no new best validation loss for that many epochs
     FAILED = "failed"  # non-finite loss or an error in training; ``reason`` says which
     OUT_OF_BUDGET = "out_of_budget"  # stopped at the deadline; validations done so far count
+
+    @property
+    def finished(self) -> bool:
+        """The trial trained to its own end (the epoch cap or patience), neither failed nor cut by the deadline."""
+        return self in (TrialStatus.COMPLETE, TrialStatus.EARLY_STOPPED)
 
 
 class RunState(enum.Enum):
@@ -79,7 +87,7 @@ class TrialRecord:
     phases_s: dict[str, float]  # charged seconds per phase during this trial (ask/train/validate/tell/...)
     epochs: int  # epochs trained (partial epochs not counted)
     steps: int  # optimiser steps taken
-    reason: str | None = None  # why the trial FAILED or stopped
+    reason: str | None = None  # why the trial stopped (epoch cap, patience, deadline, or what FAILED)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -121,9 +129,20 @@ class WarningRecord:
         return {"type": "warning", **dataclasses.asdict(self)}
 
 
+# Keys of a meta record that are not fields: the record's type, and what older records held that a
+# record no longer keeps (the hostname: machine-specific).
+_LEGACY_META_KEYS = frozenset({"type", "host"})
+
+
 @dataclass(frozen=True)
 class RunMetadata:
-    """Everything needed to say what ran, where, and with which versions."""
+    """Everything needed to say what ran, on which device, and with which versions.
+
+    Nothing machine-specific beyond the device and the versions: no host, no user, no absolute path
+    (the runner writes ``command``, ``data_source``, ``data_files`` and ``plugins`` with
+    :func:`~hpobench_stn.foundation.provenance.portable_command` and its siblings). Records written
+    before that may still hold a ``host``; :meth:`from_json` drops it.
+    """
 
     task: str
     preset: str
@@ -131,24 +150,26 @@ class RunMetadata:
     method_options: dict[str, Any]
     seed: int
     budget_s: float
-    data_source: str  # where the task's data came from (path, bundled copy, ...)
+    data_source: str  # what the task loaded (Task.load's description; paths relative to the data root)
     device: str  # e.g. "cpu (x86_64, 2 threads)" or "NVIDIA H100 80GB HBM3"
-    host: str
     git_sha: str | None
     git_dirty: bool | None
     versions: dict[str, str]  # python, torch, numpy, and the method's libraries
-    command: list[str]  # sys.argv of the process that ran it
+    command: list[str]  # sys.argv of the process that ran it, without machine paths (portable_command)
     started_at: str  # ISO 8601, UTC
-    plugins: dict[str, str] = field(default_factory=dict)  # out-of-tree plug-in file → sha256 of its contents
+    plugins: dict[str, str] = field(default_factory=dict)  # out-of-tree plug-in file (portable path) → sha256
     arm: str | None = None  # the suite's name for this method and its options (None: the method's name)
     tuned: list[str] | None = None  # the hyperparameters open to the method (None: the task's whole space)
+    data_files: tuple[DataFile, ...] = ()  # the files Task.data_files named, relative to the data root, with sha256
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "meta", **dataclasses.asdict(self)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunMetadata:
-        return cls(**{k: v for k, v in d.items() if k != "type"})
+        kwargs = {k: v for k, v in d.items() if k not in _LEGACY_META_KEYS}
+        kwargs["data_files"] = tuple(DataFile(**f) for f in d.get("data_files", ()))
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -161,11 +182,12 @@ class FinalRecord:
     incumbent_test_loss: float | None  # test loss of the incumbent's best-validation checkpoint
     incumbent_trial: int | None
     n_trials: int  # trials recorded, any status
-    n_complete: int  # trials with status COMPLETE
+    n_complete: int  # trials that finished training (status COMPLETE or EARLY_STOPPED)
     elapsed_s: float  # charged seconds at the end: the budget plus at most one step, batch or ask/tell call
     wall_s: float  # wall-clock seconds including paused time (test evaluation, record writing)
     phases_s: dict[str, float] = field(default_factory=dict)  # charged seconds per phase, whole run
     warnings: list[str] = field(default_factory=list)  # the run's WarningRecord messages
+    n_early_stopped: int | None = None  # trials stopped by patience (None: recorded before patience existed)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -8,7 +8,8 @@ protocol (``docs/architecture.md``):
 3. ``task.prepare()`` (one-time download/decode, *not* charged);
 4. start the clock; ``task.load(seeds)`` (charged, phase ``data``); ``task.warm_up()`` (paused: one
    step of lazy initialisation, so the first run of a process is not billed for it);
-5. write the metadata (paused); ``method.run`` (charged, except test evaluation and records);
+5. write the metadata (paused: it checksums the data files); ``method.run`` (charged, except test
+   evaluation and records);
 6. write ``final.json`` atomically (paused).
 """
 
@@ -25,8 +26,17 @@ from typing import Any
 
 import torch
 
+from ..datasets import CACHE_ENV, DATA_ENV
 from ..foundation.clock import PAUSED, Budget, BudgetTimer, Clock, WallClock
-from ..foundation.provenance import describe_device, git_state, hostname, library_versions
+from ..foundation.provenance import (
+    data_file,
+    describe_device,
+    git_state,
+    library_versions,
+    portable_command,
+    portable_path,
+    portable_text,
+)
 from ..foundation.seeding import RunSeeds, check_seed
 from ..foundation.space import SearchSpace, SpaceError
 from .method import MethodError, RunContext
@@ -58,6 +68,7 @@ __all__ = [
     "check_specs",
     "check_writable",
     "execute",
+    "machine_roots",
     "schedule_warnings",
 ]
 
@@ -173,6 +184,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+def machine_roots(data_dir: Path | None) -> dict[str, Path]:
+    """The folders a record names by placeholder rather than by path (see
+    :func:`~hpobench_stn.foundation.provenance.portable_command`): the data root (``data_dir``, else
+    ``$HPOBENCH_STN_DATA``, when either is given), the decoded-data cache (``$HPOBENCH_STN_CACHE``, when
+    set), the working directory (``.``: paths under it become relative) and the home directory (``~``)."""
+    roots: dict[str, Path] = {}
+    data = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
+    if data:
+        roots[f"${DATA_ENV}"] = Path(data)
+    cache = os.environ.get(CACHE_ENV)
+    if cache:
+        roots[f"${CACHE_ENV}"] = Path(cache)
+    roots["."] = Path.cwd()
+    roots["~"] = Path.home()
+    return roots
+
+
 def execute(
     spec: RunSpec,
     out: Path,
@@ -223,6 +251,7 @@ def execute(
     with RunLog(run_dir) as log:
         with timer.paused():
             sha, dirty = git_state()
+            roots = machine_roots(data_dir)  # a record names no folder of this machine
             meta = RunMetadata(
                 task=spec.task,
                 preset=spec.preset,
@@ -232,14 +261,14 @@ def execute(
                 tuned=None if spec.tune is None else list(spec.tune),
                 seed=spec.seed,
                 budget_s=spec.budget.seconds,
-                data_source=data_source,
+                data_source=portable_text(data_source, roots),
+                data_files=tuple(data_file(p, roots.get(f"${DATA_ENV}"), roots) for p in task.data_files()),
                 device=describe_device(dev),
-                host=hostname(),
                 git_sha=sha,
                 git_dirty=dirty,
                 versions=library_versions(method.libraries + task.libraries),
-                plugins=loaded_plugins(),
-                command=list(command if command is not None else sys.argv),
+                plugins={portable_path(path, roots): digest for path, digest in loaded_plugins().items()},
+                command=portable_command(command if command is not None else sys.argv, roots),
                 started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
             log.append(meta)
@@ -259,7 +288,8 @@ def execute(
                 incumbent_test_loss=inc.test_loss if inc is not None else None,
                 incumbent_trial=inc.index if inc is not None else None,
                 n_trials=len(trials),
-                n_complete=sum(t.status is TrialStatus.COMPLETE for t in trials),
+                n_complete=sum(t.status.finished for t in trials),
+                n_early_stopped=sum(t.status is TrialStatus.EARLY_STOPPED for t in trials),
                 elapsed_s=elapsed,
                 wall_s=clock.now() - wall_start,
                 phases_s={k: v for k, v in timer.totals().items() if k != PAUSED},

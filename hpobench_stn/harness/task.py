@@ -54,8 +54,11 @@ class Preset:
 
     Attributes:
         name: ``smoke`` (seconds, for tests), ``cpu`` (minutes on a laptop) or ``paper`` (GPU).
-        epochs: epochs per training run of a fixed config.
+        epochs: the cap: at most this many epochs per training run of a fixed config.
         batch_size: training batch size (an optimisation setting, never tuned).
+        patience: early stopping: a trial ends (status EARLY_STOPPED) after this many consecutive
+            epochs without a new best validation loss, and keeps its best checkpoint; None trains
+            every trial to the cap.
         needs_cuda: the preset is only meant for a GPU (e.g. ``paper``); building the task on another
             device raises :class:`TaskError` instead of starting a run that would take days.
     """
@@ -64,12 +67,15 @@ class Preset:
     epochs: int
     batch_size: int
     needs_cuda: bool = False  # refuse to build the task on another device (e.g. the paper's full-size models)
+    patience: int | None = None  # epochs without a new best validation loss before a trial stops
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise TaskError(f"preset {self.name!r}: epochs must be an integer >= 1, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise TaskError(f"preset {self.name!r}: batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise TaskError(f"preset {self.name!r}: patience must be None or an integer >= 1, got {self.patience!r}")
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,13 @@ class FitResult:
     """What training one config produced.
 
     Attributes:
-        status: COMPLETE, FAILED (``reason`` says why) or OUT_OF_BUDGET (stopped at the deadline).
+        status: COMPLETE (trained to the epoch cap), EARLY_STOPPED (by the preset's patience), FAILED
+            or OUT_OF_BUDGET (stopped at the deadline).
         val: best validation over completed epochs; None if none completed or the trial FAILED.
         epochs: completed epochs.
         steps: optimiser steps taken.
-        reason: why it FAILED or stopped early.
+        reason: why it stopped: the cap, patience (with the epoch of the best validation), the
+            deadline, or what FAILED.
         model: the best-validation checkpoint in eval mode (None without a validation), so the
             harness can test it with the clock paused.
         val_losses: the validation loss after each completed epoch (the trial's learning curve).
@@ -164,8 +172,15 @@ class Task(ABC):
     def load(self, seeds: RunSeeds) -> str:
         """Load the splits (charged to the run); the split may depend on ``seeds.data`` only.
 
-        Returns a description of the data source, written into the run's metadata.
+        Returns a description of the data source, written into the run's metadata (name files relative
+        to the data root, ``ptb/ptb.train.txt``: a record holds no absolute path of the machine).
         """
+
+    def data_files(self) -> tuple[Path, ...]:
+        """The files under the data root that this task's data were read from, valid after
+        :meth:`prepare`; none (the default) for bundled or generated data. The runner records each in
+        the run's metadata relative to the data root, with its size and sha256, with the clock paused."""
+        return ()
 
     @abstractmethod
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
@@ -340,7 +355,9 @@ class Task(ABC):
         seeds: RunSeeds,
         schedule: Callable[[int], Mapping[str, Any]] | None = None,
     ) -> FitResult:
-        """Train ``config`` from scratch for ``preset.epochs``, validating after each epoch.
+        """Train ``config`` from scratch, validating after each epoch, until the preset's epoch cap
+        (status COMPLETE) or its patience (EARLY_STOPPED: ``preset.patience`` consecutive epochs
+        without a new best validation loss), and return the best-validation checkpoint.
 
         With a ``schedule`` (step → config), training step ``s`` uses ``schedule(s)`` instead of
         ``config``: the replay of a best-response method's hyperparameter schedule on a plain model.
@@ -353,8 +370,9 @@ class Task(ABC):
         order = seeds.torch("order")
         best: EvalResult | None = None
         best_state: dict[str, torch.Tensor] | None = None
-        epochs = steps = 0
+        best_epoch = epochs = steps = 0
         history: list[float] = []  # validation loss after each completed epoch
+        patience = self.preset.patience
 
         def finish(status: TrialStatus, reason: str | None = None) -> FitResult:
             curve = tuple(history)
@@ -396,7 +414,13 @@ class Task(ABC):
                         return finish(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {epochs}")
                     if best is None or val.loss < best.loss:
                         # Keep the best-validation checkpoint (model selection is part of validation).
-                        best = val
+                        best, best_epoch = val, epochs
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    elif patience is not None and epochs - best_epoch >= patience:
+                        # Early stopping, as the paper's baselines: the checkpoint kept is the best one.
+                        return finish(
+                            TrialStatus.EARLY_STOPPED,
+                            f"patience: no new best validation loss in {patience} epochs (best at epoch {best_epoch})",
+                        )
                     self.after_validation(optimizer, history)
-        return finish(TrialStatus.COMPLETE)
+        return finish(TrialStatus.COMPLETE, f"epoch cap: {epochs} epochs")
