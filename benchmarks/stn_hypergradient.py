@@ -89,7 +89,7 @@ def main() -> None:
         rows.append((loop.steps, p, float(np.sign(grad) == np.sign(exact_grad)), cos, ratio, w_err, sigma))
         return ok
 
-    stn_module._Loop.hyper_step = hyper_step  # type: ignore[method-assign]
+    stn_module._Loop.hyper_step = hyper_step  # type: ignore[method-assign,assignment]
     with tempfile.TemporaryDirectory() as tmp:
         spec = RunSpec(
             args.task,

@@ -65,8 +65,9 @@ defaults (2 and 1); larger values dominate the cross-entropy at the start of tra
 Presets (``epochs`` is the per-trial cap for black-box methods):
 
 * ``paper``: 2 × 650 units, 650-d tied embedding, BPTT 70, batch 40, SGD lr 30, clip 0.25, nonmono 5,
-  validation batch 10, test batch 1 (as the STN baseline), 150 epochs (our cap: the STN baseline script has
-  no fixed cap but stops after 20 epochs without improvement, which ``Task.fit`` does not do). Needs CUDA:
+  validation batch 10, test batch 1 (as the STN baseline), patience 20 epochs as the STN baseline script
+  (``lstm/train_basic.py``, which also stops when its learning rate falls below 3e-4), capped at 150
+  epochs (ours: the script's cap is 8,000). Needs CUDA:
   constructing it on another device raises :class:`~hpobench_stn.TaskError` (one epoch of 2 × 650 on a
   2-core CPU takes over ten minutes). On an H100 (torch 2.11): 204k training tokens/s, 5.9 s per epoch.
 * ``cpu``: 2 × 128 units, 128-d tied embedding, BPTT 35, batch 10, SGD lr 20, clip 0.25, nonmono 1, the
@@ -134,6 +135,13 @@ class PTBPreset(Preset):
     val_tokens: int | None = None  # validate on the first N validation tokens (None: all)
     eval_batch_size: int = 10  # columns for validation
     test_batch_size: int = 10  # columns for test
+    vocab: int | None = None  # cap the vocabulary at this many types, the rest <unk> (PTBCorpus.capped); None: 10,000
+    optimizer: str = "sgd"  # "sgd" (the paper's) or "adam"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.optimizer not in ("sgd", "adam"):
+            raise TaskError(f"preset {self.name!r}: optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
 
 
 # The regularised reference config quoted in the docstring and docs/tasks.md (AWD-LSTM-like rates).
@@ -355,6 +363,7 @@ class PTBTask(Task):
             eval_batch_size=10,
             test_batch_size=1,
             needs_cuda=True,
+            patience=20,  # the official baseline's (lstm/train_basic.py)
         ),
     }
     preset: PTBPreset
@@ -370,22 +379,39 @@ class PTBTask(Task):
         # Uncharged: md5 verification (and the download, when online and missing) and tokenisation.
         self._corpus = load_ptb(resolve_data_root(self.data_dir))
 
+    def data_files(self) -> tuple[Path, ...]:
+        return self._corpus.files if self._corpus is not None else ()
+
     def load(self, seeds: RunSeeds) -> str:
         if self._corpus is None:
             self.prepare()
         corpus = cast(PTBCorpus, self._corpus)
         p = self.preset
+        if p.vocab is not None:
+            corpus = corpus.capped(p.vocab)
         train = corpus.train[: p.train_tokens] if p.train_tokens is not None else corpus.train
         val = corpus.valid[: p.val_tokens] if p.val_tokens is not None else corpus.valid
         self.vocab_size = len(corpus.vocab)
+        self._tokens = (train, val)  # the preset's training and validation tokens, for unigram_loss
         self.train_data = batchify(train, p.batch_size).to(self.device)  # (L, batch_size)
         self.val_data = batchify(val, p.eval_batch_size).to(self.device)
         self.tune_data = batchify(val, p.batch_size).to(self.device)  # the validation text at the training width
         self.test_data = batchify(corpus.test, p.test_batch_size).to(self.device)
         return (
-            f"{corpus.folder} (ptb.train/valid/test.txt, md5 verified); train tokens {train.numel()}, "
-            f"val tokens {val.numel()}, test tokens {corpus.test.numel()}"
+            f"ptb/ptb.{{train,valid,test}}.txt (md5 verified); train tokens {train.numel()}, "
+            f"val tokens {val.numel()}, test tokens {corpus.test.numel()}, vocabulary {self.vocab_size}"
         )
+
+    def unigram_loss(self) -> float:
+        """The best constant predictor's validation loss: an add-one unigram model of the preset's
+        training tokens, scored on its validation tokens (nats per token). A model that does not beat
+        it has learnt nothing beyond word frequencies. Needs :meth:`load`."""
+        if not hasattr(self, "_tokens"):
+            raise TaskError("ptb_lstm: call load() before unigram_loss()")
+        train, val = self._tokens
+        counts = torch.bincount(train, minlength=self.vocab_size).double() + 1.0  # add-one smoothing
+        log_p = (counts / counts.sum()).log()
+        return float(-log_p[val].mean())
 
     def train_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         # Language modelling keeps the text's order: the generator is not used.
@@ -428,6 +454,8 @@ class PTBTask(Task):
         return int(batch[0].shape[1])  # (T, N) windows: one example per column
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        if self.preset.optimizer == "adam":
+            return torch.optim.Adam(model.parameters(), lr=self.preset.lr)
         return torch.optim.SGD(model.parameters(), lr=self.preset.lr)
 
     def rates(self, config: Config, n: int, like: torch.Tensor) -> Rates:

@@ -270,3 +270,44 @@ def test_load_before_prepare_is_refused_rather_than_charged() -> None:
     task = CifarAlexNet("smoke", device="cpu", data_dir=Path("unused"))
     with pytest.raises(TaskError, match=r"call prepare\(\) \(uncharged\) before load\(\)"):
         task.load(RunSeeds.from_master(0))
+
+
+def test_group_norm_normalises_each_example_by_itself() -> None:
+    """With GroupNorm after each convolution an example's logits do not depend on the rest of the batch
+    (unlike BatchNorm), in training mode as in evaluation."""
+    torch.manual_seed(0)
+    model = AlexNet((8, 8, 8, 8, 8), 16, group_norm=4)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in model.modules()) == 5
+    x = torch.randn(6, 3, 32, 32)
+    model.train()
+    alone = model(x[:1])
+    together = model(x)[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
+    plain = AlexNet((8, 8, 8, 8, 8), 16)
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in plain.modules())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("optimizer", "rmsprop", r"optimizer must be 'sgd' or 'adam', got 'rmsprop'"),
+        ("clip", 0.0, r"clip must be None or > 0"),
+    ],
+)
+def test_cifar_preset_rejects_bad_optimiser_settings(field: str, value: object, match: str) -> None:
+    with pytest.raises(TaskError, match=match):
+        CifarPreset("bad", epochs=1, batch_size=8, **{field: value})  # type: ignore[arg-type]
+
+
+def test_adam_and_clipping_presets_build_what_they_name() -> None:
+    task = CifarAlexNet.__new__(CifarAlexNet)
+    task.preset = CifarPreset("x", epochs=1, batch_size=8, optimizer="adam", lr=1e-3, clip=0.5)
+    model = torch.nn.Linear(4, 2)
+    opt = task.make_optimizer(model)
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.param_groups[0]["lr"] == 1e-3
+    model.weight.grad = torch.full_like(model.weight, 10.0)
+    model.bias.grad = torch.zeros_like(model.bias)
+    task.clip_gradients(model)
+    assert float(torch.linalg.vector_norm(model.weight.grad)) == pytest.approx(0.5)

@@ -11,7 +11,10 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar, cast
 
 import pytest
 import torch
@@ -22,9 +25,10 @@ from hpobench_stn import Budget, RunSeeds, SpaceError, TaskError, get_task
 from hpobench_stn.datasets import DataError, md5sum
 from hpobench_stn.datasets import ptb as ptb_data
 from hpobench_stn.harness.runner import RunSpec, execute
+from hpobench_stn.harness.task import Preset
 from hpobench_stn.nn import hyper_input_of
 from hpobench_stn.nn.regularizers import drop_connect, embedding_dropout, locked_dropout
-from hpobench_stn.tasks.ptb_lstm import REGULARISED, STREAMS, PTBTask, Rates, TiedLSTM, windows
+from hpobench_stn.tasks.ptb_lstm import REGULARISED, STREAMS, PTBPreset, PTBTask, Rates, TiedLSTM, windows
 
 _ENV = os.environ.get("HPOBENCH_STN_DATA")
 DATA = Path(_ENV) if _ENV else Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -74,6 +78,47 @@ def test_real_data_has_published_token_counts_and_vocabulary() -> None:
     assert (corpus.train.numel(), corpus.valid.numel(), corpus.test.numel()) == (929_589, 73_760, 82_430)
     assert corpus.train.dtype == torch.int64
     assert int(corpus.train.max()) == 9_999  # every type occurs in train
+
+
+def test_capped_vocabulary_keeps_the_most_frequent_types_and_maps_the_rest_to_unk() -> None:
+    vocab = ("<unk>", "a", "b", "c", "d", "<eos>")
+    # Counts in train: a 4, b 1, c 3, d 1, <eos> 2, <unk> 1; b and d tie (b first).
+    train = torch.tensor([1, 1, 1, 1, 3, 3, 3, 5, 5, 2, 4, 0])
+    corpus = ptb_data.PTBCorpus(Path("."), vocab, train, torch.tensor([4, 2, 1, 0]), torch.tensor([3, 5]))
+    small = corpus.capped(4)
+    # a (4), c (3), <eos> (2) kept, in order of count; <unk> joins them at its own rank (count 1, first).
+    assert small.vocab == ("a", "c", "<eos>", "<unk>")
+    unk = small.vocab.index("<unk>")
+    assert small.train.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2, unk, unk, unk]
+    assert small.valid.tolist() == [unk, unk, 0, unk]  # d and b are rare: <unk>
+    assert small.test.tolist() == [1, 2]
+    assert corpus.capped(6) is corpus
+    with pytest.raises(ValueError, match=r"vocabulary size must be an integer in \[2, 6\], got 7"):
+        corpus.capped(7)
+
+
+@needs_ptb
+def test_a_capped_preset_scores_its_unigram_on_the_capped_tokens() -> None:
+    class Capped(PTBTask):
+        presets: ClassVar[Mapping[str, Preset]] = {
+            "smoke": replace(cast(PTBPreset, PTBTask.presets["smoke"]), vocab=500)
+        }
+
+    task = Capped("smoke", device="cpu", data_dir=DATA)
+    task.prepare()
+    task.load(RunSeeds.from_master(0))
+    assert task.vocab_size == 500
+    assert int(task.train_data.max()) < 500
+    train, val = task._tokens
+    counts = torch.bincount(train, minlength=500).double() + 1.0
+    expected = float(-(counts / counts.sum()).log()[val].mean())
+    assert task.unigram_loss() == pytest.approx(expected)
+    assert task.unigram_loss() < math.log(500)  # word frequencies beat the uniform guess
+
+
+def test_preset_rejects_an_unknown_optimizer() -> None:
+    with pytest.raises(TaskError, match=r"optimizer must be 'sgd' or 'adam', got 'rmsprop'"):
+        replace(cast(PTBPreset, PTBTask.presets["smoke"]), optimizer="rmsprop")
 
 
 @needs_ptb

@@ -38,6 +38,7 @@ PTB_FILES: dict[str, tuple[str, str]] = {  # split → (file name, md5)
     "test": ("ptb.test.txt", "8b80168b89c18661a38ef683c0dc3721"),
 }
 EOS = "<eos>"
+UNK = "<unk>"
 _DOWNLOAD_TIMEOUT_S = 30.0
 
 
@@ -61,6 +62,34 @@ class PTBCorpus:
     def files(self) -> tuple[Path, ...]:
         """The three files read (absolute), for the run's data checksums (``Task.data_files``)."""
         return tuple(self.folder / name for name, _ in PTB_FILES.values())
+
+    def capped(self, size: int) -> PTBCorpus:
+        """The corpus over a smaller vocabulary: the ``size - 1`` most frequent word types of the whole
+        training text (ties: first occurrence) and ``<unk>``, to which every other word maps, as
+        Mikolov's preprocessing capped PTB at 10,000. New ids follow descending frequency (``<unk>``
+        where its own count puts it). Fixed by the training text alone: no seed, no validation data.
+        """
+        n = len(self.vocab)
+        if not isinstance(size, int) or not 2 <= size <= n:
+            raise ValueError(f"vocabulary size must be an integer in [2, {n}], got {size!r}")
+        if size == n:
+            return self
+        unk = self.vocab.index(UNK)
+        counts = torch.bincount(self.train, minlength=n)
+        # Stable sort: equal counts keep their first-occurrence order.
+        order = torch.sort(counts, descending=True, stable=True).indices.tolist()
+        kept = [i for i in order if i != unk][: size - 1]
+        kept = sorted([*kept, unk], key=order.index)
+        new_id = torch.full((n,), -1, dtype=torch.long)
+        new_id[torch.tensor(kept)] = torch.arange(size)
+        new_id[new_id < 0] = kept.index(unk)
+        return PTBCorpus(
+            self.folder,
+            tuple(self.vocab[i] for i in kept),
+            new_id[self.train],
+            new_id[self.valid],
+            new_id[self.test],
+        )
 
 
 def _expected() -> str:
