@@ -374,3 +374,8 @@ def test_hyper_lstm_refuses_differing_per_example_drop_connect_rates(smoke: PTBT
     lm.train()
     with pytest.raises(TaskError, match="must perturb 'wdrop' per batch"):
         lm(inputs, rows)
+
+
+def test_unigram_loss_before_load_is_refused() -> None:
+    with pytest.raises(TaskError, match=r"ptb_lstm: call load\(\) before unigram_loss\(\)"):
+        PTBTask("smoke", device="cpu", data_dir=DATA).unigram_loss()
