@@ -21,7 +21,7 @@ from .harness.registry import (
     register_task,
     task_names,
 )
-from .harness.task import EvalResult, FitResult, Preset, Task, TaskError
+from .harness.task import EpochMonitor, EpochReport, EvalResult, FitResult, Preset, Task, TaskError
 
 __all__ = [
     "AskTellMethod",
@@ -30,6 +30,8 @@ __all__ = [
     "BudgetTimer",
     "Clock",
     "Config",
+    "EpochMonitor",
+    "EpochReport",
     "EvalResult",
     "FakeClock",
     "FinalRecord",

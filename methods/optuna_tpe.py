@@ -1,7 +1,8 @@
 """Optuna's TPE sampler (and its GP sampler) through ``study.ask`` / ``study.tell``.
 
-The study lives in memory; Optuna's own timeout is not used (it only checks between trials): the
-harness's clock decides when the run ends. A FAILED trial is told as ``TrialState.FAIL``.
+The study lives in memory (:class:`~hpobench_stn.harness.optuna_study.OptunaAskTell`); Optuna's own
+timeout is not used (it only checks between trials): the harness's clock decides when the run ends.
+A FAILED trial is told as ``TrialState.FAIL``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hpobench_stn import AskTellMethod, Config, SearchSpace, register_method
-from hpobench_stn.harness.backends import to_optuna
+from hpobench_stn import register_method
+from hpobench_stn.harness.optuna_study import OptunaAskTell
 
 
 @dataclass(frozen=True)
@@ -32,41 +33,13 @@ class GPOptions:
             raise ValueError(f"n_startup_trials must be an integer >= 0, got {self.n_startup_trials!r}")
 
 
-class _OptunaAskTell(AskTellMethod):
-    libraries = ("optuna",)
-
-    def _sampler(self, seed: int) -> Any:
-        raise NotImplementedError
-
-    def setup(self, space: SearchSpace, seed: int) -> None:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._study = optuna.create_study(direction="minimize", sampler=self._sampler(seed))
-        self._distributions = to_optuna(space)
-        self._trial: Any = None  # the harness asks and tells strictly in turn
-
-    def ask(self) -> dict[str, Any]:
-        self._trial = self._study.ask(self._distributions)
-        return dict(self._trial.params)
-
-    def tell(self, config: Config, loss: float | None) -> None:
-        from optuna.trial import TrialState
-
-        trial, self._trial = self._trial, None
-        if loss is None:
-            self._study.tell(trial, state=TrialState.FAIL)
-        else:
-            self._study.tell(trial, loss)
-
-
 @register_method("optuna_tpe")
-class OptunaTPE(_OptunaAskTell):
+class OptunaTPE(OptunaAskTell):
     """Tree-structured Parzen Estimator (Optuna's default sampler)."""
 
     Options = TPEOptions
 
-    def _sampler(self, seed: int) -> Any:
+    def sampler(self, seed: int) -> Any:
         import optuna
 
         return optuna.samplers.TPESampler(
@@ -75,12 +48,12 @@ class OptunaTPE(_OptunaAskTell):
 
 
 @register_method("optuna_gp")
-class OptunaGP(_OptunaAskTell):
+class OptunaGP(OptunaAskTell):
     """Optuna's Gaussian-process sampler (log EI), a second BO implementation beside scikit-optimize."""
 
     Options = GPOptions
 
-    def _sampler(self, seed: int) -> Any:
+    def sampler(self, seed: int) -> Any:
         import optuna
 
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.options.n_startup_trials)

@@ -5,7 +5,9 @@
 
     setup → while budget left: ask → check the proposal against the space → fit → tell → record
 
-and times each phase per trial. Gray-box methods (STN) override :meth:`Method.run` and train inside
+and times each phase per trial. A multi-fidelity method also overrides
+:meth:`AskTellMethod.report`: it then sees each validation of the running trial and may stop it
+(status PRUNED). Gray-box methods (STN) override :meth:`Method.run` and train inside
 one run, reporting each periodic validation through :meth:`RunContext.record`. Either way the
 harness, not the method, validates configs, keeps the incumbent, tests it with the clock paused and
 writes the records.
@@ -23,7 +25,7 @@ from ..foundation.clock import PAUSED, BudgetTimer
 from ..foundation.seeding import RunSeeds
 from ..foundation.space import Config, SearchSpace, SpaceError
 from .records import RunLog, ScheduleRecord, TrialRecord, TrialStatus, finite
-from .task import FitResult, Task
+from .task import EpochMonitor, EpochReport, FitResult, Task
 
 __all__ = ["AskTellMethod", "Method", "MethodError", "NoOptions", "ProposalError", "RunContext", "phase_delta"]
 
@@ -150,13 +152,19 @@ class RunContext:
         except SpaceError as exc:
             raise ProposalError(f"method {self.method_name!r} proposed an invalid config: {exc}") from exc
 
-    def fit(self, config: Config, schedule: Callable[[int], Mapping[str, Any]] | None = None) -> FitResult:
+    def fit(
+        self,
+        config: Config,
+        schedule: Callable[[int], Mapping[str, Any]] | None = None,
+        monitor: EpochMonitor | None = None,
+    ) -> FitResult:
         """``task.fit`` with failures recorded, not raised: an exception becomes a FAILED result.
 
-        ``schedule`` (step → config) replays a hyperparameter schedule (see :meth:`Task.fit`).
+        ``schedule`` (step → config) replays a hyperparameter schedule; ``monitor`` sees each
+        validation and may stop the trial (see :meth:`Task.fit`).
         """
         try:
-            return self.task.fit(config, self.timer, self.seeds, schedule)
+            return self.task.fit(config, self.timer, self.seeds, schedule, monitor)
         except Exception as exc:
             return FitResult(TrialStatus.FAILED, None, 0, 0, f"{type(exc).__name__}: {exc}")
 
@@ -212,6 +220,10 @@ class AskTellMethod(Method):
 
     Subclasses implement :meth:`setup`, :meth:`ask` and :meth:`tell`. The harness charges them to the
     phases ``ask`` (setup included) and ``tell``; training and validation are charged by the task.
+
+    A multi-fidelity method (successive halving, Hyperband) also overrides :meth:`report`; the harness
+    then hands it every validation of the running trial (phase ``prune``). A method that does not
+    override it is never asked, so its runs are exactly as they were before the hook existed.
     """
 
     @abstractmethod
@@ -224,10 +236,26 @@ class AskTellMethod(Method):
 
     @abstractmethod
     def tell(self, config: Config, loss: float | None) -> None:
-        """The validation loss of ``config``; None when the trial FAILED or never validated."""
+        """The best validation loss of ``config`` (a PRUNED trial's included); None when the trial
+        FAILED or never validated."""
+
+    def report(self, progress: EpochReport) -> bool:
+        """Whether to stop the running trial (the last proposal) after this validation.
+
+        Called by the task after each validation before the epoch cap (not after one that patience
+        ends); True stops the trial with status PRUNED. Its best checkpoint and epochs count, and
+        :meth:`tell` then receives its best validation loss (``progress.best_val_loss``), as for any
+        trial: the method knows it stopped the trial. Never called unless a subclass overrides it.
+        """
+        return False
+
+    def _monitor(self) -> EpochMonitor | None:
+        """:meth:`report` when a subclass overrides it; None (nothing asked, nothing charged) otherwise."""
+        return self.report if type(self).report is not AskTellMethod.report else None
 
     def run(self, task: Task, ctx: RunContext) -> None:
         timer = ctx.timer
+        monitor = self._monitor()
         with timer.phase("ask"):
             self.setup(ctx.space, ctx.seeds.int_for_library("method"))
         while not timer.expired():
@@ -237,7 +265,7 @@ class AskTellMethod(Method):
             if proposal is None or timer.expired():
                 break  # nothing left to propose, or the proposal itself used up the budget
             config = ctx.check_proposal(proposal)
-            fit = ctx.fit(config)
+            fit = ctx.fit(config, monitor=monitor)
             if not timer.expired():
                 # After the deadline nothing can use what the method would learn; skip the charge.
                 with timer.phase("tell"):

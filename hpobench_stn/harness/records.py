@@ -58,12 +58,14 @@ class RecordError(ValueError):
 class TrialStatus(enum.Enum):
     COMPLETE = "complete"  # trained until the preset's epoch cap
     EARLY_STOPPED = "early_stopped"  # stopped by patience: no new best validation loss for that many epochs
+    PRUNED = "pruned"  # stopped by a multi-fidelity method after a validation; its epochs and checkpoint count
     FAILED = "failed"  # non-finite loss or an error in training; ``reason`` says which
     OUT_OF_BUDGET = "out_of_budget"  # stopped at the deadline; validations done so far count
 
     @property
     def finished(self) -> bool:
-        """The trial trained to its own end (the epoch cap or patience), neither failed nor cut by the deadline."""
+        """The trial trained to its own end (the epoch cap or patience): not FAILED, not PRUNED by the
+        method, not cut by the deadline."""
         return self in (TrialStatus.COMPLETE, TrialStatus.EARLY_STOPPED)
 
 
@@ -188,6 +190,7 @@ class FinalRecord:
     phases_s: dict[str, float] = field(default_factory=dict)  # charged seconds per phase, whole run
     warnings: list[str] = field(default_factory=list)  # the run's WarningRecord messages
     n_early_stopped: int | None = None  # trials stopped by patience (None: recorded before patience existed)
+    n_pruned: int | None = None  # trials stopped by the method (None: recorded before pruning existed)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

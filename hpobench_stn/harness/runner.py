@@ -290,6 +290,7 @@ def execute(
                 n_trials=len(trials),
                 n_complete=sum(t.status.finished for t in trials),
                 n_early_stopped=sum(t.status is TrialStatus.EARLY_STOPPED for t in trials),
+                n_pruned=sum(t.status is TrialStatus.PRUNED for t in trials),
                 elapsed_s=elapsed,
                 wall_s=clock.now() - wall_start,
                 phases_s={k: v for k, v in timer.totals().items() if k != PAUSED},

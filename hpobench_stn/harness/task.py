@@ -41,7 +41,7 @@ from ..nn.factory import HyperLayers, Layers
 from .batches import Batch, Split
 from .records import TrialStatus
 
-__all__ = ["EvalResult", "FitResult", "Preset", "Task", "TaskError"]
+__all__ = ["EpochMonitor", "EpochReport", "EvalResult", "FitResult", "Preset", "Task", "TaskError"]
 
 
 class TaskError(ValueError):
@@ -94,17 +94,43 @@ class EvalResult:
 
 
 @dataclass(frozen=True)
+class EpochReport:
+    """One completed validation of a trial, as :meth:`Task.fit` hands it to an :data:`EpochMonitor`.
+
+    The resource of a multi-fidelity method is the epoch: ``epoch`` epochs have been trained and
+    validated when the report is made.
+
+    Attributes:
+        epoch: epochs completed so far (1 after the first validation).
+        val_loss: this epoch's clean validation loss.
+        best_val_loss: the lowest validation loss of the trial so far: the loss of the checkpoint the
+            trial keeps, and the value the method is told if the trial stops now.
+        max_epochs: the preset's epoch cap (the maximum resource).
+    """
+
+    epoch: int
+    val_loss: float
+    best_val_loss: float
+    max_epochs: int
+
+
+EpochMonitor = Callable[[EpochReport], bool]
+"""Asked by :meth:`Task.fit` after each validation before the epoch cap; True stops the trial (PRUNED)."""
+
+
+@dataclass(frozen=True)
 class FitResult:
     """What training one config produced.
 
     Attributes:
-        status: COMPLETE (trained to the epoch cap), EARLY_STOPPED (by the preset's patience), FAILED
-            or OUT_OF_BUDGET (stopped at the deadline).
+        status: COMPLETE (trained to the epoch cap), EARLY_STOPPED (by the preset's patience), PRUNED
+            (stopped by the method's :data:`EpochMonitor`), FAILED or OUT_OF_BUDGET (stopped at the
+            deadline).
         val: best validation over completed epochs; None if none completed or the trial FAILED.
         epochs: completed epochs.
         steps: optimiser steps taken.
         reason: why it stopped: the cap, patience (with the epoch of the best validation), the
-            deadline, or what FAILED.
+            method's monitor, the deadline, or what FAILED.
         model: the best-validation checkpoint in eval mode (None without a validation), so the
             harness can test it with the clock paused.
         val_losses: the validation loss after each completed epoch (the trial's learning curve).
@@ -354,13 +380,21 @@ class Task(ABC):
         timer: BudgetTimer,
         seeds: RunSeeds,
         schedule: Callable[[int], Mapping[str, Any]] | None = None,
+        monitor: EpochMonitor | None = None,
     ) -> FitResult:
         """Train ``config`` from scratch, validating after each epoch, until the preset's epoch cap
-        (status COMPLETE) or its patience (EARLY_STOPPED: ``preset.patience`` consecutive epochs
-        without a new best validation loss), and return the best-validation checkpoint.
+        (status COMPLETE), its patience (EARLY_STOPPED: ``preset.patience`` consecutive epochs
+        without a new best validation loss) or the ``monitor`` (PRUNED), and return the
+        best-validation checkpoint.
 
         With a ``schedule`` (step → config), training step ``s`` uses ``schedule(s)`` instead of
         ``config``: the replay of a best-response method's hyperparameter schedule on a plain model.
+
+        With a ``monitor`` (a multi-fidelity method's), each validation before the cap that patience
+        does not end is handed to it as an :class:`EpochReport`, and the trial stops (status PRUNED,
+        the best checkpoint kept, its epochs counted) when it returns True. The call is charged to the
+        phase ``prune``. Without one, nothing is asked and nothing is charged: a run is exactly as it
+        was before the hook existed.
 
         The deadline is checked before every optimiser step and every validation batch; a trial that
         reaches it stops there, and the validations it completed count (status OUT_OF_BUDGET). A
@@ -422,5 +456,15 @@ class Task(ABC):
                             TrialStatus.EARLY_STOPPED,
                             f"patience: no new best validation loss in {patience} epochs (best at epoch {best_epoch})",
                         )
+                    if monitor is not None and epochs < self.preset.epochs:
+                        # At the cap there is nothing left to stop: the method is told the result instead.
+                        with timer.phase("prune"):
+                            # min(history) is the kept checkpoint's loss (history holds only finite values).
+                            stop = monitor(EpochReport(epochs, val.loss, min(history), self.preset.epochs))
+                        if stop:
+                            return finish(
+                                TrialStatus.PRUNED,
+                                f"pruned by the method after epoch {epochs} (best at epoch {best_epoch})",
+                            )
                     self.after_validation(optimizer, history)
         return finish(TrialStatus.COMPLETE, f"epoch cap: {epochs} epochs")
