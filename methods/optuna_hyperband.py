@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hpobench_stn import register_method
+from hpobench_stn import MethodError, register_method
 from hpobench_stn.harness.optuna_study import OptunaPruningAskTell
 
 
@@ -50,9 +50,14 @@ class OptunaHyperband(OptunaPruningAskTell):
 
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.options.n_startup_trials)
 
-    def make_pruner(self, max_epochs: int) -> Any:
+    def make_pruner(self, max_epochs: int | None) -> Any:
         import optuna
 
+        if max_epochs is None:
+            raise MethodError(
+                "optuna_hyperband needs the maximum resource: run it through the harness, which sets "
+                "max_epochs to the preset's epoch cap, or set max_epochs before setup()"
+            )
         # A cap below min_resource leaves one bracket that never prunes (Optuna needs max >= min).
         return optuna.pruners.HyperbandPruner(
             min_resource=self.options.min_resource,

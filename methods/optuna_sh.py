@@ -54,7 +54,7 @@ class OptunaSuccessiveHalving(OptunaPruningAskTell):
 
         return optuna.samplers.RandomSampler(seed=seed)
 
-    def make_pruner(self, max_epochs: int) -> Any:
+    def make_pruner(self, max_epochs: int | None) -> Any:  # successive halving needs no maximum
         import optuna
 
         o = self.options

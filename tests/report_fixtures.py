@@ -68,6 +68,7 @@ def make_runs(trials: dict[tuple[str, int], tuple[list[float], list[float]]] = T
                     "val_loss": b,
                     "best_so_far": b,
                     "status": "failed" if math.isnan(b) else "complete",
+                    "epochs": 0 if math.isnan(b) else 4,
                 }
             )
         if METHODS.get(arm) == "stn":

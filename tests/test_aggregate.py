@@ -236,14 +236,17 @@ def test_the_best_arm_is_the_lowest_mean_test_loss_at_the_incumbent_not_the_lowe
 
 
 def test_summary_counts_trials_by_how_they_stopped() -> None:
-    """Arm a's trials: seed 0 one at the cap and two stopped by patience, seed 1 two at the cap, seed 2
-    one failed and one at the cap: per run (1 + 2 + 1) / 3 at the cap, 2 / 3 by patience, 1 / 3 failed."""
+    """Arm a's trials: seed 0 one at the cap and two stopped by patience, seed 1 one pruned and one at
+    the cap, seed 2 one failed and one at the cap: per run 3 / 3 at the cap, 2 / 3 by patience, 1 / 3
+    pruned, 1 / 3 failed."""
     runs = make_runs()
     trials = runs.trials
     stopped = (trials["arm"] == "a") & (trials["seed"] == 0) & trials["index"].isin([1, 2])
     trials.loc[stopped, "status"] = "early_stopped"
+    trials.loc[(trials["arm"] == "a") & (trials["seed"] == 1) & (trials["index"] == 0), "status"] = "pruned"
     a = summarise(runs, baselines={"random"}).set_index("arm").loc["a"]
-    assert a["capped_mean"] == pytest.approx(4 / 3)
+    assert a["capped_mean"] == pytest.approx(3 / 3)
     assert a["patience_mean"] == pytest.approx(2 / 3)
+    assert a["pruned_mean"] == pytest.approx(1 / 3)
     assert a["failed_mean"] == pytest.approx(1 / 3)
-    assert _evaluations(a) == "2.3 trials (1.3 / 0.7 / 0.3)"
+    assert _evaluations(a) == "2.3 trials (1.0 / 0.7 / 0.3 / 0.3)"

@@ -33,7 +33,15 @@ def test_the_smoke_suite_writes_runs_tables_and_figures(smoke: tuple[Path, str, 
         assert (out / name).stat().st_size > 0, name
     plots = out.parent.parent / "plots" / "smoke"  # results/<suite> → plots/<suite>
     assert default_plots_dir(out) == plots
-    for stem in ("best_val_vs_time", "best_val_vs_log_time", "final_best", "budget", "schedule_digits_mlp"):
+    stems = (
+        "best_val_vs_time",
+        "best_val_vs_log_time",
+        "final_best",
+        "budget",
+        "epochs_per_trial",
+        "schedule_digits_mlp",
+    )
+    for stem in stems:
         for ext in ("pdf", "png"):
             assert (plots / f"{stem}.{ext}").stat().st_size > 1000, stem
     summary = pd.read_csv(out / "summary.csv")

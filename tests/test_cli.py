@@ -115,6 +115,8 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
         "budget_s",
         "n_trials",
         "n_complete",
+        "n_early_stopped",
+        "n_pruned",
         "best_val",
         "test_at_best",
         "elapsed_s",

@@ -27,9 +27,14 @@ OPTIMUM = {"x": 0.3, "y": 1e-2, "k": 5}
 STARTUP = 5  # random proposals before the model is used (a smaller start-up than the libraries' 10)
 TRIALS = 25
 SEEDS = range(5)
-WITHOUT_MODEL = {"random", "grid"}
+WITHOUT_MODEL = {"random", "grid", "optuna_sh"}  # optuna_sh samples at random (and prunes)
 MODEL_BASED = [m for m in method_names() if issubclass(get_method(m), AskTellMethod) and m not in WITHOUT_MODEL]
-STARTUP_OPTION = {"skopt_gp": "n_initial_points", "optuna_tpe": "n_startup_trials", "optuna_gp": "n_startup_trials"}
+STARTUP_OPTION = {
+    "skopt_gp": "n_initial_points",
+    "optuna_tpe": "n_startup_trials",
+    "optuna_gp": "n_startup_trials",
+    "optuna_hyperband": "n_startup_trials",
+}
 
 
 def objective(config: Config) -> float:
@@ -43,6 +48,7 @@ def proposals(method: str, seed: int) -> list[float]:
     options = {STARTUP_OPTION[method]: STARTUP} if method in STARTUP_OPTION else {}
     m = get_method(method)(options)
     assert isinstance(m, AskTellMethod)
+    m.max_epochs = 9  # what a run sets (the preset's cap): Hyperband builds its brackets from it
     m.setup(SPACE, seed)
     losses = []
     for _ in range(TRIALS):

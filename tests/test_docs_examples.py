@@ -14,6 +14,7 @@ import pytest
 from hpobench_stn import (
     AskTellMethod,
     Config,
+    EpochReport,
     Float,
     Int,
     SearchSpace,
@@ -29,6 +30,7 @@ from hpobench_stn.harness.records import load_final, load_log
 ROOT = Path(__file__).resolve().parent.parent
 METHOD_EXAMPLE = ROOT / "examples" / "my_method.py"
 TASK_EXAMPLE = ROOT / "examples" / "my_task.py"
+STOPPING_EXAMPLE = ROOT / "examples" / "median_stopping.py"
 
 # A doc embeds a file as an HTML comment naming it, immediately followed by a python block.
 EMBED = re.compile(r"^<!-- embed: (?P<path>\S+) -->\n```python\n(?P<body>.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -52,7 +54,11 @@ def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.parametrize(
     ("doc", "example"),
-    [("docs/adding-a-method.md", "examples/my_method.py"), ("docs/adding-a-task.md", "examples/my_task.py")],
+    [
+        ("docs/adding-a-method.md", "examples/my_method.py"),
+        ("docs/adding-a-method.md", "examples/median_stopping.py"),
+        ("docs/adding-a-task.md", "examples/my_task.py"),
+    ],
 )
 def test_doc_embeds_its_example_byte_for_byte(doc: str, example: str) -> None:
     """Copying the doc's code block gives exactly the file that the CLI tests below run."""
@@ -97,6 +103,39 @@ def test_method_example_runs_through_the_cli(tmp_path: Path) -> None:
     """The method doc's command works: my_local_search finishes a run whose configs lie in the space."""
     run_dir = _run_cli(tmp_path, METHOD_EXAMPLE, "digits_mlp", "my_local_search")
     _assert_complete_run_in_space(run_dir, get_task("digits_mlp").space, "digits_mlp", "my_local_search")
+
+
+def test_stopping_example_runs_through_the_cli_and_prunes(tmp_path: Path) -> None:
+    """The multi-fidelity example's command works, and it stops some trials early (PRUNED)."""
+    run_dir = _run_cli(tmp_path, STOPPING_EXAMPLE, "digits_mlp", "my_median_stopping")
+    _assert_complete_run_in_space(run_dir, get_task("digits_mlp").space, "digits_mlp", "my_median_stopping")
+    final = load_final(run_dir)
+    assert final.n_pruned is not None
+    assert final.n_pruned >= 1
+
+
+@pytest.mark.usefixtures("isolated_registry")
+def test_median_stopping_stops_a_trial_worse_than_the_median_of_earlier_trials_at_that_epoch() -> None:
+    """After three told trials with best losses 1, 2, 3 at epoch 1, a trial at 2.5 is stopped there and
+    one at 1.5 is not; before min_trials earlier trials reached an epoch, nothing is stopped."""
+    load_plugin(STOPPING_EXAMPLE)
+    space = SearchSpace({"p": Float(0.0, 1.0)})
+    method = get_method("my_median_stopping")({"min_trials": 3})
+    assert isinstance(method, AskTellMethod)
+    method.setup(space, 0)
+
+    def trial(losses: list[float]) -> list[bool]:
+        config = method.ask()
+        assert config is not None
+        stops = [method.report(EpochReport(e, v, min(losses[:e]), 4)) for e, v in enumerate(losses, 1)]
+        method.tell(dict(config), min(losses))
+        return stops
+
+    assert trial([3.0, 2.0, 1.0]) == [False] * 3  # fewer than three earlier trials: never stopped
+    assert trial([2.0, 2.0, 2.0]) == [False] * 3
+    assert trial([1.0, 0.9, 0.8]) == [False] * 3
+    assert trial([2.5]) == [True]  # median of 3, 2, 1 at epoch 1 is 2
+    assert trial([1.5, 1.4]) == [False, False]  # at epoch 2 only three trials: 2, 2, 0.9 → median 2
 
 
 @pytest.mark.usefixtures("isolated_registry")

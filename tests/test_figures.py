@@ -6,11 +6,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
+from matplotlib.patches import Rectangle
 from report_fixtures import make_runs
 
 from hpobench_stn.reporting.figures import (
     arm_styles,
     plot_best_vs_time,
+    plot_epochs_per_trial,
     plot_schedules,
     write_figures,
 )
@@ -19,7 +21,7 @@ from hpobench_stn.reporting.load import KNOWN_ARMS
 
 def test_write_figures_writes_pdf_and_png_of_every_figure(tmp_path: Path) -> None:
     paths = write_figures(make_runs(), tmp_path / "plots")
-    stems = ["best_val_vs_time", "best_val_vs_log_time", "final_best", "budget", "schedule_t"]
+    stems = ["best_val_vs_time", "best_val_vs_log_time", "final_best", "budget", "epochs_per_trial", "schedule_t"]
     assert [p.name for p in paths] == [f"{s}.{ext}" for s in stems for ext in ("pdf", "png")]
     for path in paths:
         assert path.stat().st_size > 1000
@@ -59,3 +61,29 @@ def test_schedules_show_each_hyperparameter_without_sigma() -> None:
     assert len(fig.axes[0].lines) == 3  # one line per seed
     plt.close(fig)
     assert plot_schedules(runs, "no such task") is None
+
+
+def test_epochs_per_trial_stacks_each_arms_shares_and_leaves_out_validation_arms() -> None:
+    """One row per black-box arm labelled with its trial count; each row's bars are the shares of its
+    trials by epochs trained, stacked by ending, so the bar heights of a row add up to the row's full
+    height (0.85); gray-box arms are left out, and a figure of gray-box arms only is None."""
+    runs = make_runs()
+    trials = runs.trials
+    # Arm a, seed 1: the first trial pruned after one epoch.
+    trials.loc[(trials["arm"] == "a") & (trials["seed"] == 1) & (trials["index"] == 0), ["status", "epochs"]] = [
+        "pruned",
+        1,
+    ]
+    fig = plot_epochs_per_trial(runs, validation_arms={"b"})
+    assert fig is not None
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (7)"]
+    bars = [(p.get_x() + p.get_width() / 2, p.get_height()) for p in ax.patches if isinstance(p, Rectangle)]
+    heights = {round(x): 0.0 for x, _ in bars}
+    for x, h in bars:
+        heights[round(x)] += h
+    # 7 trials: 1 failed at 0 epochs, 1 pruned at 1 epoch, 5 at the cap of 4 epochs.
+    assert heights == pytest.approx({0: 0.85 / 7, 1: 0.85 / 7, 4: 0.85 * 5 / 7})
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["epoch cap", "pruned", "failed"]
+    plt.close(fig)
+    assert plot_epochs_per_trial(runs, validation_arms={"a", "b"}) is None

@@ -13,9 +13,9 @@ from hpobench_stn.harness.runner import RunSpec, execute
 from hpobench_stn.reporting.load import COLUMNS, collect, write_csv
 
 
-def _run(out: Path, method: str, seed: int) -> None:
+def _run(out: Path, method: str, seed: int, budget_s: float = 1.5) -> None:
     execute(
-        RunSpec("digits_mlp", method, "smoke", seed, Budget(1.5)),
+        RunSpec("digits_mlp", method, "smoke", seed, Budget(budget_s)),
         out,
         clock=FakeClock(tick=0.01),
         device="cpu",
@@ -36,6 +36,25 @@ def test_collect_lists_complete_and_incomplete_runs(tmp_path: Path) -> None:
     assert table["n_trials"].min() >= 1
     grid = table[table["method"] == "grid"].iloc[0]
     assert pd.isna(grid["test_at_best"])  # not reported for an unfinished run
+
+
+def test_collect_counts_pruned_trials_in_complete_and_incomplete_runs(tmp_path: Path) -> None:
+    """runs.csv's ``n_pruned`` is the final record's count in a complete run and is counted from the log
+    in an incomplete one; both equal the PRUNED trials of the log."""
+    from hpobench_stn import TrialStatus
+    from hpobench_stn.harness.records import load_log
+
+    _run(tmp_path, "optuna_sh", 0, budget_s=8.0)
+    _run(tmp_path, "optuna_sh", 1, budget_s=8.0)
+    incomplete = tmp_path / "digits_mlp" / "smoke" / "optuna_sh" / "seed1"
+    (incomplete / FINAL_NAME).unlink()
+    table = collect(tmp_path).set_index("seed")
+    for seed in (0, 1):
+        _, trials, _ = load_log(tmp_path / "digits_mlp" / "smoke" / "optuna_sh" / f"seed{seed}")
+        pruned = sum(t.status is TrialStatus.PRUNED for t in trials)
+        assert pruned >= 1
+        assert table.loc[seed, "n_pruned"] == pruned
+        assert table.loc[seed, "n_early_stopped"] == 0  # the smoke preset has no patience
 
 
 def test_write_csv_creates_folders_and_round_trips(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ def dip_curve(q: float, epoch: int) -> float:
 class CurveModel(nn.Module):
     """Holds ``q`` and the epochs trained; a zero-learning-rate weight gives the optimiser something to own."""
 
+    epochs: torch.Tensor
+
     def __init__(self, q: float) -> None:
         super().__init__()
         self.w = nn.Parameter(torch.zeros(()))
@@ -93,9 +95,10 @@ def curve_task(clock: FakeClock, curve: Callable[[float, int], float], epochs: i
 
         def training_loss(self, model: nn.Module, batch: Batch, config: Config) -> torch.Tensor:
             clock.advance(1.0)
+            assert isinstance(model, CurveModel)
             with torch.no_grad():
-                model.epochs += 1  # type: ignore[operator]
-            return model.w * 0.0 + 1.0  # type: ignore[operator]
+                model.epochs.add_(1)  # one batch per epoch
+            return model.w * 0.0 + 1.0
 
         def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
             q, e = float(model.q), int(model.epochs)  # type: ignore[arg-type]
@@ -199,7 +202,10 @@ def test_pruned_trials_record_their_epochs_charged_time_and_reason(tmp_path: Pat
 @pytest.mark.usefixtures("isolated_registry")
 def test_hyperband_prunes_at_rungs_and_evaluates_more_configs_than_random_search(tmp_path: Path) -> None:
     """With the same fake budget, TPE + Hyperband stops trials only at rung epochs (1 or 3 below the
-    cap of 9) and so evaluates at least three times as many configs as random search."""
+    cap of 9) and so evaluates more configs than random search. Not 3x here: with a cap of 9 epochs,
+    Hyperband's three brackets include one that never prunes (3/17 of the trials, at Optuna's
+    allocation) and one that first decides at 3 epochs; about 4.3 epochs per config in the long run
+    against random search's 9, and fewer configs early on, while every rung's first trial goes on."""
     hb, _ = run_on_curves(tmp_path, "optuna_hyperband", budget_s=200.0)
     rs, _ = run_on_curves(tmp_path, "random", budget_s=200.0)
     hb_done, rs_done = finished(hb), finished(rs)
@@ -207,7 +213,7 @@ def test_hyperband_prunes_at_rungs_and_evaluates_more_configs_than_random_search
     assert any(t.status is TrialStatus.PRUNED for t in hb_done)
     assert any(t.status is TrialStatus.COMPLETE for t in hb_done)
     assert all(t.status is TrialStatus.COMPLETE and t.epochs == CAP for t in rs_done)
-    assert len(hb_done) >= 3 * len(rs_done)
+    assert len(hb_done) >= 1.3 * len(rs_done)
 
 
 @pytest.mark.usefixtures("isolated_registry")
@@ -273,6 +279,7 @@ def test_fit_asks_the_monitor_after_each_validation_before_the_cap_and_charges_i
         return False
 
     timer = BudgetTimer(Budget(100), clock)
+    timer.start()
     fit = task.fit({"q": 0.2}, timer, RunSeeds.from_master(0), monitor=monitor)
     assert fit.status is TrialStatus.COMPLETE
     assert fit.epochs == 5
@@ -282,6 +289,7 @@ def test_fit_asks_the_monitor_after_each_validation_before_the_cap_and_charges_i
     assert {p.max_epochs for p in seen} == {5}
     assert timer.totals()["prune"] == pytest.approx(1.0)
     plain = BudgetTimer(Budget(100), clock)
+    plain.start()
     task.fit({"q": 0.2}, plain, RunSeeds.from_master(0))
     assert "prune" not in plain.totals()
 
@@ -298,7 +306,9 @@ def test_patience_ends_a_trial_before_the_monitor_is_asked(tmp_path: Path) -> No
         seen.append(progress.epoch)
         return False
 
-    fit = task.fit({"q": 0.2}, BudgetTimer(Budget(100), clock), RunSeeds.from_master(0), monitor=monitor)
+    timer = BudgetTimer(Budget(100), clock)
+    timer.start()
+    fit = task.fit({"q": 0.2}, timer, RunSeeds.from_master(0), monitor=monitor)
     assert fit.status is TrialStatus.EARLY_STOPPED
     assert fit.epochs == 4
     assert seen == [1, 2, 3]
@@ -320,9 +330,16 @@ def test_methods_that_ignore_the_hook_keep_their_records(tmp_path: Path, monkeyp
     monitors: list[object] = []
     original_fit = Task.fit
 
-    def spy(self: Task, *args: Any, **kwargs: Any) -> Any:
-        monitors.append(kwargs.get("monitor"))
-        return original_fit(self, *args, **kwargs)
+    def spy(
+        self: Task,
+        config: Config,
+        timer: BudgetTimer,
+        seeds: RunSeeds,
+        schedule: Any = None,
+        monitor: Any = None,
+    ) -> Any:
+        monitors.append(monitor)
+        return original_fit(self, config, timer, seeds, schedule, monitor)
 
     monkeypatch.setattr(Task, "fit", spy)
 
@@ -348,10 +365,10 @@ def test_methods_that_ignore_the_hook_keep_their_records(tmp_path: Path, monkeyp
 
 def test_the_shipped_pruning_methods_listen_and_the_others_do_not() -> None:
     """Exactly the multi-fidelity methods override ``report``."""
-    for name in ("optuna_sh", "optuna_hyperband"):
-        assert get_method(name).report is not AskTellMethod.report
-    for name in ("random", "grid", "skopt_gp", "optuna_tpe", "optuna_gp"):
-        assert get_method(name).report is AskTellMethod.report
+    for name in ("optuna_sh", "optuna_hyperband", "random", "grid", "skopt_gp", "optuna_tpe", "optuna_gp"):
+        cls = get_method(name)
+        assert issubclass(cls, AskTellMethod)
+        assert (cls.report is not AskTellMethod.report) == name.startswith(("optuna_sh", "optuna_hyperband"))
 
 
 @pytest.mark.parametrize(
@@ -369,3 +386,18 @@ def test_bad_options_are_refused_with_the_allowed_range(method: str, option: str
 
     with pytest.raises(MethodError, match=message):
         get_method(method)({option: value})
+
+
+def test_hyperband_driven_by_hand_without_the_maximum_resource_says_what_is_missing() -> None:
+    """Outside a run nobody sets ``max_epochs`` (the preset's cap): Hyperband cannot build its brackets
+    and says so; with it set, setup succeeds."""
+    from hpobench_stn import MethodError
+
+    method = get_method("optuna_hyperband")()
+    assert isinstance(method, AskTellMethod)
+    space = SearchSpace({"q": Float(0.0, 1.0)})
+    with pytest.raises(MethodError, match="optuna_hyperband needs the maximum resource"):
+        method.setup(space, 0)
+    method.max_epochs = 27
+    method.setup(space, 0)
+    assert method.ask() is not None

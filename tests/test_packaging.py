@@ -83,6 +83,8 @@ def test_entry_points_name_modules_the_wheel_holds(wheel: zipfile.ZipFile) -> No
         "skopt_gp",
         "optuna_tpe",
         "optuna_gp",
+        "optuna_sh",
+        "optuna_hyperband",
         "stn",
         "schedule_replay",
     }

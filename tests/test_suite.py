@@ -55,11 +55,14 @@ def test_every_builtin_suite_names_real_tasks_methods_presets_and_options() -> N
 
 
 def test_the_cpu_suite_is_the_committed_comparison() -> None:
-    """Five methods × both paper tasks × five paired seeds (the issue's "done when")."""
+    """The paper comparison's five methods and the two multi-fidelity peers × both paper tasks; the
+    smoke and paper suites hold the same methods."""
     suite = load_suite("cpu")
-    assert set(suite.methods) == {"grid", "random", "skopt_gp", "optuna_tpe", "stn"}
+    methods = {"grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband", "stn"}
+    assert set(suite.methods) == methods
     assert set(suite.tasks) == {"ptb_lstm", "cifar_alexnet"}
     assert suite.preset == "cpu"
+    assert set(load_suite("paper").methods) == set(load_suite("smoke").methods) == methods
 
 
 def test_every_builtin_suite_but_smoke_runs_seeds_0_to_4() -> None:

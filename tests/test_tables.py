@@ -81,7 +81,8 @@ def test_markdown_shows_means_with_intervals_and_says_plainly_that_three_seeds_a
     assert "†" not in rows["a"][3]
     assert "25 s (2/3)" in rows["a"]
     assert "10 s (3/3)" in rows["b"]
-    assert "2.3 trials (2.0 / 0.0 / 0.3)" in rows["a"]  # 7/3 trials: 6/3 at the cap, none by patience, 1/3 failed
+    # 7/3 trials: 6/3 at the cap, none stopped by patience or pruned, 1/3 failed
+    assert "2.3 trials (2.0 / 0.0 / 0.0 / 0.3)" in rows["a"]
     assert "0.7 validations" in rows["b"]  # STN: its complete records (2/3), periodic validations, not trials
     assert "ranked on the test loss" in md
     assert "a 95 % bootstrap confidence interval" in md

@@ -6,6 +6,7 @@
 * :mod:`.registry`: methods and tasks by name, entry points and ``--plugin`` files;
 * :mod:`.runner`: one run end to end (clock, provenance, records, the incumbent's test evaluation);
 * :mod:`.backends`: the search space in scikit-optimize's and Optuna's terms;
+* :mod:`.optuna_study`: the base of the methods that drive an Optuna study (and its pruner) by ask/tell;
 * :mod:`.schedule`: a recorded hyperparameter schedule as a step → config function.
 
 The public contracts are re-exported by :mod:`hpobench_stn` itself (``from hpobench_stn import Task``).

@@ -224,7 +224,13 @@ class AskTellMethod(Method):
     A multi-fidelity method (successive halving, Hyperband) also overrides :meth:`report`; the harness
     then hands it every validation of the running trial (phase ``prune``). A method that does not
     override it is never asked, so its runs are exactly as they were before the hook existed.
+
+    Attributes:
+        max_epochs: the preset's epoch cap (a multi-fidelity method's maximum resource), set by
+            :meth:`run` before :meth:`setup`; None when the method is driven by hand without it.
     """
+
+    max_epochs: int | None = None
 
     @abstractmethod
     def setup(self, space: SearchSpace, seed: int) -> None:
@@ -256,6 +262,7 @@ class AskTellMethod(Method):
     def run(self, task: Task, ctx: RunContext) -> None:
         timer = ctx.timer
         monitor = self._monitor()
+        self.max_epochs = task.preset.epochs
         with timer.phase("ask"):
             self.setup(ctx.space, ctx.seeds.int_for_library("method"))
         while not timer.expired():

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..foundation.space import Config, SearchSpace
 from .backends import to_optuna
-from .method import AskTellMethod, RunContext
-from .task import EpochReport, Task
+from .method import AskTellMethod
+from .task import EpochReport
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner
@@ -80,18 +80,16 @@ class OptunaAskTell(AskTellMethod):
 
 class OptunaPruningAskTell(OptunaAskTell):
     """An Optuna method whose pruner stops trials after a validation; subclasses implement
-    :meth:`make_pruner` (given the maximum resource) besides :meth:`sampler`."""
+    :meth:`make_pruner` besides :meth:`sampler`. The maximum resource is :attr:`max_epochs`, which
+    :meth:`AskTellMethod.run` sets to the preset's epoch cap before :meth:`setup` (set it yourself to
+    drive the method by hand)."""
 
     @abstractmethod
-    def make_pruner(self, max_epochs: int) -> BasePruner:
-        """The pruner for a run whose trials train at most ``max_epochs`` epochs (the preset's cap)."""
+    def make_pruner(self, max_epochs: int | None) -> BasePruner:
+        """The pruner for trials of at most ``max_epochs`` epochs (the preset's cap; None: unknown)."""
 
     def pruner(self) -> BasePruner:
-        return self.make_pruner(self._max_epochs)
-
-    def run(self, task: Task, ctx: RunContext) -> None:
-        self._max_epochs = task.preset.epochs  # the maximum resource, needed when the study is made
-        super().run(task, ctx)
+        return self.make_pruner(self.max_epochs)
 
     def report(self, progress: EpochReport) -> bool:
         # The best loss so far, not this epoch's: a rung compares the checkpoints the trials would keep,

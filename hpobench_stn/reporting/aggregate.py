@@ -49,6 +49,7 @@ PHASE_GROUPS: dict[str, str] = {
     "ask": "method",  # proposing configs (e.g. fitting a GP)
     "tell": "method",
     "hyper": "method",  # STN's hyper-steps
+    "prune": "method",  # a multi-fidelity method's decision after each validation
     "harness": "harness",  # charged time outside any phase: the harness's own bookkeeping
 }
 # Phases a method invents fall under "method"; "idle" is the part of the budget a run did not use.
@@ -154,6 +155,7 @@ SUMMARY_COLUMNS = [
     "failed_mean",
     "capped_mean",
     "patience_mean",
+    "pruned_mean",
     "record_kind",
     "target",
     "ttt_median_s",
@@ -234,13 +236,14 @@ def summarise(
         tested = _tests(by_arm, best_arm, name)
         trials = runs.trials[runs.trials["task"] == task]
         for arm, arm_runs in per_arm:
-            ttts, failed, capped, patience = [], [], [], []
+            ttts, failed, capped, patience, pruned = [], [], [], [], []
             for seed in arm_runs["seed"]:
                 t = trials[(trials["arm"] == arm) & (trials["seed"] == seed)].sort_values("index")
                 ttts.append(time_to_target(t["elapsed_s"].to_numpy(), t["best_so_far"].to_numpy(dtype=float), target))
                 failed.append(int((t["status"] == "failed").sum()))
                 capped.append(int((t["status"] == "complete").sum()))
                 patience.append(int((t["status"] == "early_stopped").sum()))
+                pruned.append(int((t["status"] == "pruned").sum()))
             paired, p_holm = tested[arm]
             not_worse = True if arm == best_arm else None if p_holm is None else p_holm >= ALPHA
             best_val = arm_runs["best_val"].to_numpy(dtype=float)
@@ -266,6 +269,7 @@ def summarise(
                     "failed_mean": float(np.mean(failed)),
                     "capped_mean": float(np.mean(capped)),
                     "patience_mean": float(np.mean(patience)),
+                    "pruned_mean": float(np.mean(pruned)),
                     "record_kind": "validation" if arm_runs["method"].iloc[0] in validation_methods else "trial",
                     "target": target,
                     "ttt_median_s": float(np.median(ttts)) if ttts else math.nan,

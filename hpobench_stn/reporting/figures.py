@@ -6,6 +6,10 @@
   paired), with the mean ± sd; for the ``sensitivity`` suite this is the sensitivity figure.
 * ``budget``: where the budget went per arm: training, validation, the method's own work, the
   harness, and the unused rest (idle), mean over seeds (:func:`hpobench_stn.reporting.aggregate.budget_table`).
+* ``epochs_per_trial``: where each black-box arm spent its budget: a histogram per arm of the epochs its
+  trials trained (all seeds), stacked by how they ended (epoch cap, patience, pruned, failed, deadline),
+  the preset's epoch cap dashed. Gray-box arms (whose records are periodic validations of one run) are
+  left out.
 * ``schedule_<task>``: the hyperparameter schedules of the gray-box runs, one panel per hyperparameter.
 
 Arms appear in the order fixed when the runs were loaded (:attr:`hpobench_stn.reporting.load.Runs.arms`).
@@ -16,7 +20,7 @@ seaborn's colour-blind-safe palette; lines also differ in style, so the figures 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -33,14 +37,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from ..foundation.space import Int
 from ..harness.registry import RegistryError, get_task
 from .aggregate import CATEGORIES, bands, budget_table, curves
 from .load import KNOWN_ARMS, Runs
 
-__all__ = ["ArmStyle", "arm_styles", "write_figures"]
+__all__ = ["ArmStyle", "arm_styles", "plot_epochs_per_trial", "write_figures"]
 
 FULL_WIDTH_IN = 6.75  # a two-column paper's text width
 _LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
@@ -52,8 +56,10 @@ _FIXED_COLOURS = {
     "stn": 0,
     "random": 1,
     "skopt_gp": 2,
+    "optuna_sh": 3,
     "optuna_tpe": 4,
     "optuna_gp": 5,
+    "optuna_hyperband": 6,
     "grid": 7,
     "schedule_replay": 9,
 }
@@ -66,6 +72,8 @@ _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "optuna_gp": (0, (5, 1)),
     "grid": (0, (3, 1, 1, 1, 1, 1)),
     "schedule_replay": (0, (1, 1)),
+    "optuna_sh": (0, (6, 2, 1, 2)),
+    "optuna_hyperband": (0, (2, 2)),
 }
 # The budget figure's categories: cividis (colour-blind safe) for the work, near-black and light grey for
 # the harness's sliver and the unused rest, so no category reads as a method's colour.
@@ -92,7 +100,7 @@ def arm_styles(arms: Iterable[str]) -> dict[str, ArmStyle]:
     same colour and line style; other arms the unused colours, and markers and line styles by position."""
     palette = sns.color_palette("colorblind", 10)
     dark = sns.color_palette("dark", 10)
-    spare = [palette[3], palette[6], dark[0], dark[3], dark[4], dark[2], palette[8]]
+    spare = [palette[8], dark[0], dark[3], dark[4], dark[2], dark[1], dark[5]]
     styles: dict[str, ArmStyle] = {}
     others = 0
     for arm in dict.fromkeys(arms):
@@ -259,6 +267,81 @@ def plot_budget(runs: Runs) -> Figure:
     return fig
 
 
+# How a trial ended (TrialStatus values), in the order of the legend, with colours unlike a method's.
+_ENDINGS = {
+    "complete": ("epoch cap", (0.15, 0.15, 0.15, 1.0)),
+    "early_stopped": ("patience", _CIVIDIS(0.55)),
+    "pruned": ("pruned", (0.80, 0.40, 0.00, 1.0)),
+    "failed": ("failed", (0.80, 0.10, 0.10, 1.0)),
+    "out_of_budget": ("deadline", (0.65, 0.65, 0.65, 1.0)),
+}
+
+
+def _epoch_cap(task: str, preset: str) -> int | None:
+    """The preset's epoch cap when the task is registered here, else None."""
+    try:
+        presets = get_task(task).presets
+    except RegistryError:
+        return None
+    return presets[preset].epochs if preset in presets else None
+
+
+def plot_epochs_per_trial(runs: Runs, validation_arms: Collection[str] = ()) -> Figure | None:
+    """Where each black-box arm spent its budget: a histogram per arm (a row) of the epochs its trials
+    trained, over all seeds, as the share of the arm's trials (the tallest possible bar, 100 %, fills
+    the row; the label counts the trials), stacked by how the trials ended; the epoch cap dashed; a
+    panel per task. None when no arm has trials (only ``validation_arms``)."""
+    trials = runs.trials[~runs.trials["arm"].isin(set(validation_arms))]
+    if trials.empty:
+        return None
+    tasks = sorted(trials["task"].unique())
+    arms = runs.ordered(trials["arm"])
+    height = 1.1 + 0.45 * len(arms)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(FULL_WIDTH_IN, height), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        t = trials[trials["task"] == task]
+        present = [a for a in arms if a in set(t["arm"])]
+        width = max(0.8, float(t["epochs"].max()) / 120)  # a bar stays visible on a 300-epoch axis
+        for row, arm in enumerate(present):
+            base = len(present) - 1 - row  # first arm on top
+            a = t[t["arm"] == arm]
+            share = a.groupby(["epochs", "status"]).size() / len(a)
+            bottom = pd.Series(0.0, index=sorted(a["epochs"].unique()))
+            for status, (_, colour) in _ENDINGS.items():
+                if status not in share.index.get_level_values("status"):
+                    continue
+                part = share.xs(status, level="status").reindex(bottom.index, fill_value=0.0)
+                ax.bar(part.index, 0.85 * part, width=width, bottom=base + 0.85 * bottom, color=colour, lw=0)
+                bottom += part
+            ax.axhline(base, color="0.8", lw=0.6, zorder=0)
+        for preset in sorted(set(runs.runs.loc[runs.runs["task"] == task, "preset"])):
+            cap = _epoch_cap(task, preset)
+            if cap is not None:
+                ax.axvline(cap, color="0.4", lw=0.8, linestyle="--", zorder=0)
+        counts = t.groupby("arm").size()
+        ax.set_yticks(
+            [len(present) - 1 - i + 0.4 for i in range(len(present))], [f"{a} ({counts[a]})" for a in present]
+        )
+        ax.set_ylim(-0.1, len(present))
+        ax.set_xlim(left=-0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epochs trained per trial")
+        ax.set_title(_task_title(runs.runs, task))
+        ax.grid(axis="y", visible=False)
+    shown = [s for s in _ENDINGS if (trials["status"] == s).any()]
+    handles = [Rectangle((0, 0), 1, 1, color=_ENDINGS[s][1]) for s in shown]
+    fig.tight_layout(rect=(0, 0.1 if len(arms) > 3 else 0.16, 1, 1))
+    fig.legend(
+        handles,
+        [_ENDINGS[s][0] for s in shown],
+        loc="lower center",
+        ncol=len(shown),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0),
+    )
+    return fig
+
+
 def plot_schedules(runs: Runs, task: str) -> Figure | None:
     """The logged hyperparameter values of ``task``'s gray-box runs against steps; None if there are none.
 
@@ -325,8 +408,17 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
     return fig
 
 
-def write_figures(runs: Runs, out: Path, *, times: Sequence[str] = ("linear", "log")) -> list[Path]:
-    """Every figure of the module docstring into ``out`` (PDF and PNG); returns the paths written."""
+def write_figures(
+    runs: Runs,
+    out: Path,
+    *,
+    times: Sequence[str] = ("linear", "log"),
+    validation_arms: Collection[str] = (),
+) -> list[Path]:
+    """Every figure of the module docstring into ``out`` (PDF and PNG); returns the paths written.
+
+    ``validation_arms``: the arms whose records are periodic validations of one run (left out of
+    ``epochs_per_trial``)."""
     _theme()
     out = Path(out)
     paths: list[Path] = []
@@ -337,6 +429,9 @@ def write_figures(runs: Runs, out: Path, *, times: Sequence[str] = ("linear", "l
         paths += _save(plot_best_vs_time(runs, log=scale == "log"), out, stem)
     paths += _save(plot_final_best(runs), out, "final_best")
     paths += _save(plot_budget(runs), out, "budget")
+    epochs = plot_epochs_per_trial(runs, validation_arms)
+    if epochs is not None:
+        paths += _save(epochs, out, "epochs_per_trial")
     for task in sorted(runs.runs["task"].unique()):
         fig = plot_schedules(runs, task)
         if fig is not None:

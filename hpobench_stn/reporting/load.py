@@ -26,7 +26,16 @@ from typing import Any
 import pandas as pd
 
 from ..foundation.provenance import portable_command
-from ..harness.records import FINAL_NAME, LOG_NAME, FinalRecord, RecordError, RunState, load_final, load_log
+from ..harness.records import (
+    FINAL_NAME,
+    LOG_NAME,
+    FinalRecord,
+    RecordError,
+    RunState,
+    TrialStatus,
+    load_final,
+    load_log,
+)
 
 __all__ = ["COLUMNS", "KNOWN_ARMS", "Runs", "arm_order", "collect", "load_runs", "write_csv"]
 
@@ -38,7 +47,9 @@ COLUMNS = [
     "seed",
     "budget_s",
     "n_trials",
-    "n_complete",
+    "n_complete",  # trials trained to their own end: the epoch cap or patience
+    "n_early_stopped",  # of those, stopped by patience (empty for records made before patience existed)
+    "n_pruned",  # trials stopped by a multi-fidelity method (empty for records made before pruning existed)
     "best_val",
     "test_at_best",
     "elapsed_s",
@@ -48,7 +59,17 @@ COLUMNS = [
 ]
 
 # The order (and, in figures, the colours) of the methods this project ships; other arms follow.
-KNOWN_ARMS = ("grid", "random", "skopt_gp", "optuna_tpe", "optuna_gp", "stn", "schedule_replay")
+KNOWN_ARMS = (
+    "grid",
+    "random",
+    "skopt_gp",
+    "optuna_tpe",
+    "optuna_gp",
+    "optuna_sh",
+    "optuna_hyperband",
+    "stn",
+    "schedule_replay",
+)
 
 
 def arm_order(arms: Iterable[str]) -> list[str]:
@@ -98,6 +119,8 @@ def collect(root: Path) -> pd.DataFrame:
                     "budget_s": meta.budget_s,
                     "n_trials": len(trials),
                     "n_complete": sum(t.status.finished for t in trials),
+                    "n_early_stopped": sum(t.status is TrialStatus.EARLY_STOPPED for t in trials),
+                    "n_pruned": sum(t.status is TrialStatus.PRUNED for t in trials),
                     "best_val": best[-1] if best else None,
                     "test_at_best": None,
                     "elapsed_s": trials[-1].elapsed_s if trials else 0.0,
@@ -125,6 +148,8 @@ def _final_row(final: FinalRecord) -> dict[str, Any]:
         "budget_s": m.budget_s,
         "n_trials": final.n_trials,
         "n_complete": final.n_complete,
+        "n_early_stopped": final.n_early_stopped,
+        "n_pruned": final.n_pruned,
         "best_val": final.incumbent_val_loss,
         "test_at_best": final.incumbent_test_loss,
         "elapsed_s": final.elapsed_s,
@@ -153,7 +178,8 @@ class Runs:
             absolute paths, even where an older record holds them), ``options`` (the method's options
             as JSON) and one ``phase/<name>`` column of charged seconds per clock phase (0 where a run
             never entered it).
-        trials: one row per trial: ``task, arm, seed, index, elapsed_s, val_loss, best_so_far, status``.
+        trials: one row per trial: ``task, arm, seed, index, elapsed_s, val_loss, best_so_far, status,
+            epochs`` (epochs trained).
         schedules: one row per logged hyperparameter value: ``task, arm, seed, step, elapsed_s, name,
             value`` (``name`` includes ``sigma/<hp>`` entries).
         incomplete: how many runs under the folder are not complete (left out of the three tables).
@@ -214,6 +240,7 @@ def load_runs(root: Path) -> Runs:
                 "val_loss": t.val_loss,
                 "best_so_far": t.best_so_far,
                 "status": t.status.value,
+                "epochs": t.epochs,
             }
             for t in trials
         ]
@@ -228,7 +255,8 @@ def load_runs(root: Path) -> Runs:
     phase_cols = [c for c in runs.columns if c.startswith("phase/")]
     runs[phase_cols] = runs[phase_cols].fillna(0.0)
     trials_df = pd.DataFrame(
-        trial_rows, columns=["task", "arm", "seed", "index", "elapsed_s", "val_loss", "best_so_far", "status"]
+        trial_rows,
+        columns=["task", "arm", "seed", "index", "elapsed_s", "val_loss", "best_so_far", "status", "epochs"],
     )
     schedules_df = pd.DataFrame(schedule_rows, columns=["task", "arm", "seed", "step", "elapsed_s", "name", "value"])
     return Runs(runs, trials_df, schedules_df, incomplete, arms=tuple(arm_order(runs["arm"])))

@@ -99,10 +99,13 @@ def make_report(
     runs = load_runs(results_dir)
     # 2. Aggregate and test.
     methods = sorted(runs.runs["method"].unique())
-    summary = summarise(runs, baseline_methods(methods), validation_methods(methods), test=test)
+    by_validation = validation_methods(methods)
+    summary = summarise(runs, baseline_methods(methods), by_validation, test=test)
     prov = provenance(runs.runs)
     # 3. Write: tables beside the runs, figures into the plots folder.
     paths += write_tables(summary, prov, results_dir, flagged_runs(table))
-    paths += write_figures(runs, default_plots_dir(results_dir) if plots_dir is None else Path(plots_dir), times=times)
+    validation_arms = set(runs.runs.loc[runs.runs["method"].isin(by_validation), "arm"])
+    plots = default_plots_dir(results_dir) if plots_dir is None else Path(plots_dir)
+    paths += write_figures(runs, plots, times=times, validation_arms=validation_arms)
     markdown = (results_dir / "summary.md").read_text(encoding="utf-8")
     return Report(summary, prov, markdown, tuple(paths), runs.incomplete)

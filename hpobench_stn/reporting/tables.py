@@ -104,12 +104,12 @@ def _ttt(row: pd.Series) -> str:
 
 
 def _evaluations(row: pd.Series) -> str:
-    """Trials per run with (stopped by the epoch cap / by patience / failed), or a gray-box method's
-    periodic validations (its COMPLETE records: the record that ends its run at the deadline holds no
-    validation)."""
+    """Trials per run with (stopped by the epoch cap / by patience / pruned by the method / failed), or a
+    gray-box method's periodic validations (its COMPLETE records: the record that ends its run at the
+    deadline holds no validation)."""
     if row["record_kind"] == "validation":
         return f"{row['complete_mean']:.1f} validations"
-    counts = " / ".join(f"{row[c]:.1f}" for c in ("capped_mean", "patience_mean", "failed_mean"))
+    counts = " / ".join(f"{row[c]:.1f}" for c in ("capped_mean", "patience_mean", "pruned_mean", "failed_mean"))
     return f"{row['trials_mean']:.1f} trials ({counts})"
 
 
@@ -167,7 +167,9 @@ def _legend(summary: pd.DataFrame) -> str:
         f"finished, by {how}, with Holm's correction across the methods of the task; p: the adjusted "
         f"p-value; † not significantly worse than the best at α = {ALPHA:g} (adjusted p ≥ {ALPHA:g}). "
         "Evaluations: for black-box methods the trials per run, in brackets those stopped by the epoch "
-        "cap, those stopped by patience (converged) and those that failed (a non-finite loss); the rest "
+        "cap, those stopped by patience (converged), those pruned by a multi-fidelity method (stopped "
+        "early at a rung; each is judged by its best checkpoint, like every trial) and those that failed "
+        "(a non-finite loss); the rest "
         "were cut by the deadline; for a method that tunes within one "
         "training run (STN), its periodic validations. Time to target (validation): median charged "
         "seconds to reach the best black-box method's mean final best validation loss (the best "
