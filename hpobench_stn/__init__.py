@@ -22,6 +22,7 @@ from .harness.registry import (
     task_names,
 )
 from .harness.task import EpochMonitor, EpochReport, EvalResult, FitResult, Preset, Task, TaskError
+from .harness.training import Stopped, TrainingRun, TrainingState
 
 __all__ = [
     "AskTellMethod",
@@ -52,8 +53,11 @@ __all__ = [
     "SearchSpace",
     "SpaceError",
     "Split",
+    "Stopped",
     "Task",
     "TaskError",
+    "TrainingRun",
+    "TrainingState",
     "TrialRecord",
     "TrialStatus",
     "WallClock",

@@ -23,11 +23,10 @@ Lifecycle, driven by the runner: ``Task(preset, device=..., data_dir=...)`` → 
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,8 +39,18 @@ from ..foundation.space import Config, SearchSpace
 from ..nn.factory import HyperLayers, Layers
 from .batches import Batch, Split
 from .records import TrialStatus
+from .training import EvalResult, FitResult, Stopped, TrainingRun
 
-__all__ = ["EpochMonitor", "EpochReport", "EvalResult", "FitResult", "Preset", "Task", "TaskError"]
+__all__ = [
+    "EpochMonitor",
+    "EpochReport",
+    "EvalResult",
+    "FitResult",
+    "Preset",
+    "Task",
+    "TaskError",
+    "TrainingRun",
+]
 
 
 class TaskError(ValueError):
@@ -79,21 +88,6 @@ class Preset:
 
 
 @dataclass(frozen=True)
-class EvalResult:
-    """A clean evaluation over a whole split.
-
-    Attributes:
-        loss: mean per-example loss (the quantity every method minimises on ``val``).
-        n: examples (or tokens) evaluated.
-        metrics: other means, e.g. ``{"accuracy": 0.93}``.
-    """
-
-    loss: float
-    n: int
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class EpochReport:
     """One completed validation of a trial, as :meth:`Task.fit` hands it to an :data:`EpochMonitor`.
 
@@ -116,38 +110,6 @@ class EpochReport:
 
 EpochMonitor = Callable[[EpochReport], bool]
 """Asked by :meth:`Task.fit` after each validation before the epoch cap; True stops the trial (PRUNED)."""
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """What training one config produced.
-
-    Attributes:
-        status: COMPLETE (trained to the epoch cap), EARLY_STOPPED (by the preset's patience), PRUNED
-            (stopped by the method's :data:`EpochMonitor`), FAILED or OUT_OF_BUDGET (stopped at the
-            deadline).
-        val: best validation over completed epochs; None if none completed or the trial FAILED.
-        epochs: completed epochs.
-        steps: optimiser steps taken.
-        reason: why it stopped: the cap, patience (with the epoch of the best validation), the
-            method's monitor, the deadline, or what FAILED.
-        model: the best-validation checkpoint in eval mode (None without a validation), so the
-            harness can test it with the clock paused.
-        val_losses: the validation loss after each completed epoch (the trial's learning curve).
-    """
-
-    status: TrialStatus
-    val: EvalResult | None
-    epochs: int
-    steps: int
-    reason: str | None = None
-    model: nn.Module | None = field(default=None, repr=False, compare=False)
-    val_losses: tuple[float, ...] = ()
-
-    @property
-    def loss(self) -> float | None:
-        """The validation loss a method is told: None for a FAILED trial or one with no validation."""
-        return None if self.status is TrialStatus.FAILED or self.val is None else self.val.loss
 
 
 class Task(ABC):
@@ -400,71 +362,41 @@ class Task(ABC):
         reaches it stops there, and the validations it completed count (status OUT_OF_BUDGET). A
         non-finite training or validation loss ends the trial as FAILED.
         """
-        config = self.space.validate(config)
-        order = seeds.torch("order")
-        best: EvalResult | None = None
-        best_state: dict[str, torch.Tensor] | None = None
-        best_epoch = epochs = steps = 0
-        history: list[float] = []  # validation loss after each completed epoch
-        patience = self.preset.patience
+        run = self.start(config, timer, seeds, schedule)
+        patience, cap = self.preset.patience, self.preset.epochs
+        for _ in range(cap):
+            stopped = run.train(timer)
+            if stopped is not None:
+                return run.result(stopped.status, stopped.reason)
+            val = run.validate(timer)
+            if isinstance(val, Stopped):
+                return run.result(val.status, val.reason)
+            epochs, best_epoch = run.validated_epochs, run.best_epochs
+            if best_epoch < epochs and patience is not None and epochs - best_epoch >= patience:
+                # Early stopping, as the paper's baselines: the checkpoint kept is the best one.
+                return run.result(
+                    TrialStatus.EARLY_STOPPED,
+                    f"patience: no new best validation loss in {patience} epochs (best at epoch {best_epoch})",
+                )
+            if monitor is not None and epochs < cap:
+                # At the cap there is nothing left to stop: the method is told the result instead.
+                with timer.phase("prune"):
+                    # min(val_losses) is the kept checkpoint's loss (the history holds only finite values).
+                    stop = monitor(EpochReport(epochs, val.loss, min(run.val_losses), cap))
+                if stop:
+                    return run.result(
+                        TrialStatus.PRUNED, f"pruned by the method after epoch {epochs} (best at epoch {best_epoch})"
+                    )
+        return run.result(TrialStatus.COMPLETE, f"epoch cap: {run.validated_epochs} epochs")
 
-        def finish(status: TrialStatus, reason: str | None = None) -> FitResult:
-            curve = tuple(history)
-            if status is TrialStatus.FAILED or best_state is None:
-                val = None if status is TrialStatus.FAILED else best
-                return FitResult(status, val, epochs, steps, reason, val_losses=curve)
-            model.load_state_dict(best_state)
-            model.eval()
-            return FitResult(status, best, epochs, steps, reason, model, curve)
-
-        with self.noise_scope(seeds.noise):
-            with timer.phase("train"):
-                # Inside the scope: layer constructors may draw default initialisations before
-                # build_model overwrites them from the init generator; that must not move global state.
-                model = self.build_model(config, seeds.torch("init"))
-                optimizer = self.make_optimizer(model)
-            for _ in range(self.preset.epochs):
-                with timer.phase("train"):
-                    model.train()
-                    for batch in self.train_batches(order):
-                        if timer.expired():
-                            return finish(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
-                        step_config = config if schedule is None else self.space.validate(schedule(steps))
-                        loss = self.training_loss(model, batch, step_config)
-                        if not torch.isfinite(loss):
-                            return finish(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {steps}")
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        self.clip_gradients(model)
-                        optimizer.step()
-                        steps += 1
-                with timer.phase("validate"):
-                    val = self.evaluate(model, "val", timer)
-                    if val is None:
-                        return finish(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
-                    epochs += 1
-                    history.append(val.loss)
-                    if not math.isfinite(val.loss):
-                        return finish(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {epochs}")
-                    if best is None or val.loss < best.loss:
-                        # Keep the best-validation checkpoint (model selection is part of validation).
-                        best, best_epoch = val, epochs
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    elif patience is not None and epochs - best_epoch >= patience:
-                        # Early stopping, as the paper's baselines: the checkpoint kept is the best one.
-                        return finish(
-                            TrialStatus.EARLY_STOPPED,
-                            f"patience: no new best validation loss in {patience} epochs (best at epoch {best_epoch})",
-                        )
-                    if monitor is not None and epochs < self.preset.epochs:
-                        # At the cap there is nothing left to stop: the method is told the result instead.
-                        with timer.phase("prune"):
-                            # min(history) is the kept checkpoint's loss (history holds only finite values).
-                            stop = monitor(EpochReport(epochs, val.loss, min(history), self.preset.epochs))
-                        if stop:
-                            return finish(
-                                TrialStatus.PRUNED,
-                                f"pruned by the method after epoch {epochs} (best at epoch {best_epoch})",
-                            )
-                    self.after_validation(optimizer, history)
-        return finish(TrialStatus.COMPLETE, f"epoch cap: {epochs} epochs")
+    def start(
+        self,
+        config: Config,
+        timer: BudgetTimer,
+        seeds: RunSeeds,
+        schedule: Callable[[int], Mapping[str, Any]] | None = None,
+    ) -> TrainingRun:
+        """A fresh model and optimiser for ``config``, to be trained in pieces (:class:`TrainingRun`):
+        what :meth:`fit` runs, and what a method that pauses, resumes or copies runs (PBT) drives itself.
+        Building them is charged to ``train``."""
+        return TrainingRun(self, config, timer, seeds, schedule)
