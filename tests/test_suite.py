@@ -55,10 +55,10 @@ def test_every_builtin_suite_names_real_tasks_methods_presets_and_options() -> N
 
 
 def test_the_cpu_suite_is_the_committed_comparison() -> None:
-    """The paper comparison's five methods and the two multi-fidelity peers × both paper tasks; the
+    """The paper comparison's five methods, the two multi-fidelity peers and PBT × both paper tasks; the
     smoke and paper suites hold the same methods."""
     suite = load_suite("cpu")
-    methods = {"grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband", "stn"}
+    methods = {"grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband", "pbt", "stn"}
     assert set(suite.methods) == methods
     assert set(suite.tasks) == {"ptb_lstm", "cifar_alexnet"}
     assert suite.preset == "cpu"
@@ -90,7 +90,8 @@ def test_sensitivity_and_schedule_suites_hold_the_arms_the_paper_compares() -> N
     assert sched.tasks == ("ptb_lstm",)
     first, second = sched.waves()
     assert {s.method for s in second} == {"schedule_replay"}
-    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3"}
+    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3", "pbt"}
+    assert {dict(s.method_options)["arm"] for s in second} == {"stn", "pbt"}  # each schedule is replayed
 
 
 def test_suite_file_loads_with_options(tmp_path: Path) -> None:

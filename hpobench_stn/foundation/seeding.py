@@ -51,6 +51,22 @@ class RunSeeds:
         data, order, init, noise, method = np.random.SeedSequence(seed).spawn(5)
         return cls(seed, _to_int(data), _to_int(order), _to_int(init), _to_int(noise), _to_int(method))
 
+    def member(self, index: int) -> RunSeeds:
+        """The seeds of member ``index`` of a population trained in one run (PBT): member 0 is the run
+        itself; the others keep its data split and draw their own batch order, initial weights, noise and
+        method randomness from streams derived from the run's."""
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"member index must be an integer >= 0, got {index!r}")
+        if index == 0:
+            return self
+
+        def derived(value: int) -> int:
+            return _to_int(np.random.SeedSequence([value, index]))
+
+        return RunSeeds(
+            self.master, self.data, derived(self.order), derived(self.init), derived(self.noise), derived(self.method)
+        )
+
     def numpy(self, purpose: str) -> np.random.Generator:
         """A fresh numpy generator for ``purpose`` (one of the field names)."""
         return np.random.default_rng(self._get(purpose))

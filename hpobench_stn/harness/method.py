@@ -53,6 +53,9 @@ class Method(ABC):
         record_kind: what one of its records is: ``"trial"`` (a config trained from scratch) or
             ``"validation"`` (one periodic validation of a single training run, as STN's). Reports
             count them apart, so a table never compares STN's epochs with another method's trials.
+        warn_at_bounds: whether the run's logged schedule is checked for hyperparameters parked at a bound
+            (a gradient-based tuner stuck in a saturated parameterisation). False for a method whose
+            schedule reaches bounds by design (PBT's explore clips to them).
         legacy_options: options added after runs were recorded without them, each with the value that
             reproduces the method's behaviour before the option existed. A recorded run that lacks one
             is read with this value (not today's default) when a resume decides whether it is the same
@@ -64,6 +67,7 @@ class Method(ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     record_kind: ClassVar[Literal["trial", "validation"]] = "trial"
     legacy_options: ClassVar[Mapping[str, Any]] = {}
+    warn_at_bounds: ClassVar[bool] = True
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         allowed = [f.name for f in dataclasses.fields(self.Options)]

@@ -277,7 +277,7 @@ def execute(
         method.run(task, ctx)
         with timer.paused():
             elapsed = timer.charged()  # read while paused: exactly the sum of the charged phases
-            warnings = schedule_warnings(task.space, run_dir)
+            warnings = schedule_warnings(task.space, run_dir) if method.warn_at_bounds else []
             for message in warnings:
                 log.append(WarningRecord(message))
             trials, inc = ctx.results_for_harness()

@@ -57,10 +57,12 @@ class Schedule:
     @classmethod
     def from_records(cls, records: Sequence[ScheduleRecord]) -> Schedule:
         """Hyperparameter columns of the records (``sigma/...`` and other keys with a ``/`` are dropped);
-        of several records at one step (e.g. the last one at the deadline) the latest wins."""
+        of several records at one step (e.g. the last one at the deadline) the latest wins. Records that
+        hold only ``/`` keys (PBT's per-member population records) are not part of the schedule."""
         by_step: dict[int, ScheduleRecord] = {}
         for record in records:
-            by_step[record.step] = record
+            if any("/" not in k for k in record.values):
+                by_step[record.step] = record
         steps = sorted(by_step)
         if not steps:
             raise SpaceError("no schedule records: was the run made by a gray-box method such as stn?")

@@ -61,6 +61,7 @@ _FIXED_COLOURS = {
     "optuna_gp": 5,
     "optuna_hyperband": 6,
     "grid": 7,
+    "pbt": 8,
     "schedule_replay": 9,
 }
 # Line styles of the shipped methods (STN solid, the one a reader looks for); other arms cycle.
@@ -74,6 +75,7 @@ _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "schedule_replay": (0, (1, 1)),
     "optuna_sh": (0, (6, 2, 1, 2)),
     "optuna_hyperband": (0, (2, 2)),
+    "pbt": (0, (8, 2)),
 }
 # The budget figure's categories: cividis (colour-blind safe) for the work, near-black and light grey for
 # the harness's sliver and the unused rest, so no category reads as a method's colour.
@@ -100,7 +102,7 @@ def arm_styles(arms: Iterable[str]) -> dict[str, ArmStyle]:
     same colour and line style; other arms the unused colours, and markers and line styles by position."""
     palette = sns.color_palette("colorblind", 10)
     dark = sns.color_palette("dark", 10)
-    spare = [palette[8], dark[0], dark[3], dark[4], dark[2], dark[1], dark[5]]
+    spare = [dark[0], dark[3], dark[4], dark[2], dark[1], dark[5]]  # every colorblind colour is a shipped arm's
     styles: dict[str, ArmStyle] = {}
     others = 0
     for arm in dict.fromkeys(arms):
@@ -348,13 +350,16 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
     One panel per hyperparameter (its σ entries are left out), with the hyperparameter's range as the
     y-axis when the task is registered. One colour per arm (one line per seed, in that arm's colour and
     a line style per seed); with several arms (the ``schedule`` suite's starting values) each arm is a
-    starting point.
+    starting point. A run that logged a lineage (PBT: its final member's schedule, ``lineage/member``)
+    gets a cross at each step where the weights came from another member (an exploit on its line).
     """
-    s = runs.schedules[(runs.schedules["task"] == task) & ~runs.schedules["name"].str.startswith("sigma/")]
+    # Only the schedules themselves: not sigma/<name>, nor PBT's member<j>/... and lineage/... records.
+    s = runs.schedules[(runs.schedules["task"] == task) & ~runs.schedules["name"].str.contains("/", regex=False)]
     if s.empty:
         return None
     names = list(dict.fromkeys(s["name"]))
     arms = runs.ordered(s["arm"])
+    lineage = runs.schedules[(runs.schedules["task"] == task) & (runs.schedules["name"] == "lineage/member")]
     styles = arm_styles(runs.arms)
     try:
         space = get_task(task).space
@@ -374,6 +379,7 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
                 if not line.empty:
                     ls = seed_styles[k % len(seed_styles)] if len(arms) == 1 else styles[arm].linestyle
                     ax.plot(line["step"], line["value"], color=styles[arm].color, linestyle=ls, lw=1.0)
+                    _mark_exploits(ax, line, lineage[(lineage["arm"] == arm) & (lineage["seed"] == seed)], styles[arm])
         ax.set_title(name)
         if space is not None and name in space:
             dist = space[name]
@@ -406,6 +412,17 @@ def plot_schedules(runs: Runs, task: str) -> Figure | None:
         fig.tight_layout(rect=(0, 0.08 if len(names) > 1 else 0.12, 1, 1))
         _legend_below(fig, styles, arms)
     return fig
+
+
+def _mark_exploits(ax: Axes, line: pd.DataFrame, lineage: pd.DataFrame, style: ArmStyle) -> None:
+    """Crosses on ``line`` where the member that trained the weights changes (PBT's exploits)."""
+    if lineage.empty:
+        return
+    members = lineage.sort_values("step")
+    changed = members[members["value"].ne(members["value"].shift()) & (members.index != members.index[0])]
+    at = line[line["step"].isin(changed["step"])]
+    if not at.empty:
+        ax.plot(at["step"], at["value"], linestyle="none", marker="x", markersize=4, color=style.color)
 
 
 def write_figures(
