@@ -12,8 +12,9 @@ records
 * the cosine between the learned ``dw/du`` and the exact ``dw*/du``, and the ratio of their norms,
 * the relative error of the weights at the current λ against ``w*(λ)``, and σ,
 
-and prints them averaged over ten stretches of the run. It wraps the private ``_Loop.hyper_step`` of
-``methods/stn.py`` to read the state after each step; nothing else changes.
+and prints them averaged over ten stretches of the run. It wraps ``STNLoop.hyper_step`` of
+``methods/stn.py`` to read the state after each step; nothing else changes. ``--method delta_stn``
+reads Delta-STN, whose hyper-step is STN's (its weights at the current λ are ``W_e`` alone).
 
     python benchmarks/stn_hypergradient.py --task dropout_regression --start 0.05 --seed 1 \\
         --option 'hnet_input="position"' --option sigma0=0.5     # issue 13's recipe: the slope is wrong
@@ -44,7 +45,8 @@ def main() -> None:
     parser.add_argument("--task", default="dropout_regression", choices=["dropout_regression", "ridge"])
     parser.add_argument("--start", type=float, default=0.05, help="start position in the range (default 0.05)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--option", action="append", default=[], help="KEY=JSON stn option (repeatable)")
+    parser.add_argument("--method", default="stn", choices=["stn", "delta_stn"], help="default stn")
+    parser.add_argument("--option", action="append", default=[], help="KEY=JSON method option (repeatable)")
     args = parser.parse_args()
     options: dict[str, Any] = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
     torch.set_num_threads(1)
@@ -64,7 +66,7 @@ def main() -> None:
         return np.linalg.solve(x.T @ x / n + task.penalty(value, x), x.T @ y / n)
 
     rows: list[tuple[float, ...]] = []
-    original = stn_module._Loop.hyper_step
+    original = stn_module.STNLoop.hyper_step
 
     def hyper_step(loop: Any) -> bool:
         u = float(loop.hparams.unconstrained.detach())
@@ -89,21 +91,21 @@ def main() -> None:
         rows.append((loop.steps, p, float(np.sign(grad) == np.sign(exact_grad)), cos, ratio, w_err, sigma))
         return ok
 
-    stn_module._Loop.hyper_step = hyper_step  # type: ignore[method-assign,assignment]
+    stn_module.STNLoop.hyper_step = hyper_step  # type: ignore[method-assign,assignment]
     with tempfile.TemporaryDirectory() as tmp:
         spec = RunSpec(
             args.task,
-            "stn",
+            args.method,
             "smoke",
             args.seed,
             Budget(BUDGET_S),
             {"init": {task.hparam: task.value_at(args.start)}, **options},
         )
         execute(spec, Path(tmp), clock=FakeClock(tick=TICK), device="cpu")
-    stn_module._Loop.hyper_step = original  # type: ignore[method-assign]
+    stn_module.STNLoop.hyper_step = original  # type: ignore[method-assign]
 
     table = np.array(rows)
-    print(f"{args.task}, start {args.start}, seed {args.seed}, options {options or 'default'}")
+    print(f"{args.method} on {args.task}, start {args.start}, seed {args.seed}, options {options or 'default'}")
     print(f"optimum at position {dist.position(task.optimum()):.3f}; {len(rows)} hyper-steps")
     head = f"{'to step':>7} {'position':>8} {'sign agrees':>11} {'cos(slope)':>10}"
     print(f"{head} {'|slope|/|exact|':>15} {'w error':>7} {'σ':>5}")

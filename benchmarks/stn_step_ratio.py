@@ -8,10 +8,14 @@ takes one training batch, and times:
 * **STN weight step**: perturbed hyperparameters drawn per example (per batch for the task's
   ``batch_level_hparams``), ``regularised_loss`` through the hyper-model, backward, clipping, step;
 * **STN hyper-step**: a clean validation batch in eval mode through the hyper-model at perturbed λ, and
-  the gradient with respect to λ and σ only (as ``methods/stn.py`` does).
+  the gradient with respect to λ and σ only (as ``methods/stn.py`` does);
+* **Delta-STN weight step** (``methods/delta_stn.py``'s two sub-steps, through the same loss functions):
+  the elementary weights on the loss at the current λ (model centred), then the response on the loss at
+  perturbed λ, linearised around the elementary weights by a forward-mode JVP; its hyper-step is STN's.
 
 It prints the medians, the weight-step ratio (the issue's target: <= 2.0), the cost per weight step of the
-paper's 2:1 alternation (``(2·weight + hyper) / 2``) over the baseline step, and ratios of parameter count,
+paper's 2:1 alternation (``(2·weight + hyper) / 2``) over the baseline step, the same two ratios for
+Delta-STN (``Δw/base``, ``Δ2:1/base``; issue 17's aim: at most 0.5 above STN's), and ratios of parameter count,
 of the bytes autograd saves for the backward pass (activation memory, measured with
 ``torch.autograd.graph.saved_tensors_hooks``, on any device) and, on CUDA, of peak allocated memory.
 
@@ -37,7 +41,8 @@ import torch
 
 from hpobench_stn import Task
 from hpobench_stn.foundation.seeding import RunSeeds
-from hpobench_stn.nn import hyper_input_of, init_hyper_path
+from hpobench_stn.methods.delta_stn import general_loss, response_loss
+from hpobench_stn.nn import hyper_input_of, init_hyper_path, is_hyper_path
 from hpobench_stn.nn.hparams import HParams
 from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
 from hpobench_stn.tasks.ptb_lstm import REGULARISED, PTBTask
@@ -134,6 +139,23 @@ def measure(task: Task, reps: int) -> dict[str, float]:
         task.clip_gradients(hyper)
         opt_hyper.step()
 
+    general = [p for name, p in hyper.named_parameters() if not is_hyper_path(name)]
+    response = [p for name, p in hyper.named_parameters() if is_hyper_path(name)]
+
+    def descend(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
+        opt_hyper.zero_grad(set_to_none=True)
+        for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
+            p.grad = g
+        task.clip_gradients(hyper)
+        opt_hyper.step()
+
+    def delta_step() -> None:
+        hyper.train()
+        n = task.examples_in(batch)
+        descend(general_loss(task, hyper, hyper_input, batch, hp.values_at_current(n)), general)
+        draw = hp.perturbed(n)
+        descend(response_loss(task, hyper, hyper_input, batch, draw.values, draw.hnet), response)
+
     def hyper_step() -> None:
         hyper.eval()
         hyper_input.set(hp.perturbed(task.examples_in(val_batch), differentiable=True).hnet)
@@ -145,6 +167,7 @@ def measure(task: Task, reps: int) -> dict[str, float]:
         "baseline_s": median_s(baseline_step, device, reps),
         "weight_s": median_s(weight_step, device, reps),
         "hyper_s": median_s(hyper_step, device, reps),
+        "delta_s": median_s(delta_step, device, reps),
     }
     with saved_bytes() as base_bytes:
         plain.train()
@@ -178,7 +201,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
-    header = f"{'task':14} {'size':6} {'base ms':>9} {'STN w ms':>9} {'hyper ms':>9} {'w/base':>7} {'2:1/base':>8}"
+    header = f"{'task':14} {'size':6} {'base ms':>9} {'STN w ms':>9} {'hyper ms':>9} {'Δ w ms':>9} {'w/base':>7}"
+    header += f" {'2:1/base':>8} {'Δw/base':>8} {'Δ2:1/base':>9}"
     header += f" {'params':>7} {'act mem':>8}" + (f" {'peak':>6}" if device.type == "cuda" else "")
     print(header)
     for name in args.tasks:
@@ -186,8 +210,10 @@ def main() -> None:
             task = make_task(name, size, device, args.data_dir)
             r = measure(task, args.reps)
             cycle = (2 * r["weight_s"] + r["hyper_s"]) / 2 / r["baseline_s"]
-            ms = " ".join(f"{1e3 * r[k]:9.1f}" for k in ("baseline_s", "weight_s", "hyper_s"))
-            ratios = f"{r['weight_s'] / r['baseline_s']:7.2f} {cycle:8.2f} {r['param_ratio']:7.2f}"
+            delta_cycle = (2 * r["delta_s"] + r["hyper_s"]) / 2 / r["baseline_s"]
+            ms = " ".join(f"{1e3 * r[k]:9.1f}" for k in ("baseline_s", "weight_s", "hyper_s", "delta_s"))
+            ratios = f"{r['weight_s'] / r['baseline_s']:7.2f} {cycle:8.2f}"
+            ratios += f" {r['delta_s'] / r['baseline_s']:8.2f} {delta_cycle:9.2f} {r['param_ratio']:7.2f}"
             line = f"{name:14} {size:6} {ms} {ratios} {r['activation_ratio']:8.2f}"
             if "peak_ratio" in r:
                 line += f" {r['peak_ratio']:6.2f}"

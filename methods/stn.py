@@ -151,10 +151,15 @@ class STN(Method):
 
     Options = STNOptions
     options: STNOptions
+    loop_class: ClassVar[type[STNLoop]]  # set below the loop's definition
+
+    def task_defaults(self, task: Task) -> dict[str, Any]:
+        """The task's best-response defaults that apply to this method."""
+        return dict(task.best_response_defaults())
 
     def resolved(self, task: Task) -> STNOptions:
         """The options with None filled from the task's defaults, then ours."""
-        defaults = dict(task.best_response_defaults())
+        defaults = self.task_defaults(task)
         unknown = sorted(set(defaults) - {f.name for f in fields(STNOptions)})
         if unknown:
             raise MethodError(f"task {task.name!r}: unknown best-response defaults {unknown}")
@@ -189,6 +194,11 @@ class STN(Method):
         return names
 
     def run(self, task: Task, ctx: RunContext) -> None:
+        with task.noise_scope(ctx.seeds.noise):
+            self.make_loop(task, ctx).run()
+
+    def make_loop(self, task: Task, ctx: RunContext) -> STNLoop:
+        """The run's model, hyperparameters and optimisers (charged to ``train``), ready to run."""
         opts = self.resolved(task)
         names = self.tuned_names(task, ctx.space)
         timer, seeds = ctx.timer, ctx.seeds
@@ -197,37 +207,38 @@ class STN(Method):
         per_batch = list(names) if opts.perturb == "batch" else [n for n in task.batch_level_hparams if n in names]
         method_rng = seeds.torch("method")  # hyper-path initialisation, then the order of tuning batches
 
-        with task.noise_scope(seeds.noise):
-            with timer.phase("train"):
-                model = task.build_hyper_model(len(names), seeds.torch("init"))
-                init_hyper_path(model, method_rng, opts.gate_std)
-                # Hyper-steps at the current λ leave σ untuned: it is sigma_fixed (the task's, else sigma0).
-                sigma0 = float(opts.sigma0 or DEFAULT_SIGMA0)
-                sigma = sigma0 if opts.hyper_perturb or opts.sigma_fixed is None else opts.sigma_fixed
-                hparams = HParams(
-                    task.space,
-                    names,
-                    init,
-                    sigma,
-                    per_batch=per_batch,
-                    margin=opts.margin,
-                    sigma_max=opts.sigma_max,
-                    hnet=opts.hnet_input,
-                    device=task.device,
-                )
-                weight_opt = task.make_optimizer(model)
-                # With tune_sigma off, or hyper-steps at the current λ (no gradient for σ), σ is not handed to
-                # the optimiser: it stays at sigma0 (up to an Int's floor).
-                tune_sigma = opts.tune_sigma and bool(opts.hyper_perturb)
-                tuned_params = list(hparams.parameters()) if tune_sigma else [hparams.unconstrained]
-                hyper_opt = torch.optim.Adam(tuned_params, lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
-            _Loop(
-                task, ctx, opts, model, hyper_input_of(model), hparams, fixed, weight_opt, hyper_opt, method_rng
-            ).run()
+        with timer.phase("train"):
+            model = task.build_hyper_model(len(names), seeds.torch("init"))
+            init_hyper_path(model, method_rng, opts.gate_std)
+            # Hyper-steps at the current λ leave σ untuned: it is sigma_fixed (the task's, else sigma0).
+            sigma0 = float(opts.sigma0 or DEFAULT_SIGMA0)
+            sigma = sigma0 if opts.hyper_perturb or opts.sigma_fixed is None else opts.sigma_fixed
+            hparams = HParams(
+                task.space,
+                names,
+                init,
+                sigma,
+                per_batch=per_batch,
+                margin=opts.margin,
+                sigma_max=opts.sigma_max,
+                hnet=opts.hnet_input,
+                device=task.device,
+            )
+            weight_opt = task.make_optimizer(model)
+            # With tune_sigma off, or hyper-steps at the current λ (no gradient for σ), σ is not handed to
+            # the optimiser: it stays at sigma0 (up to an Int's floor).
+            tune_sigma = opts.tune_sigma and bool(opts.hyper_perturb)
+            tuned_params = list(hparams.parameters()) if tune_sigma else [hparams.unconstrained]
+            hyper_opt = torch.optim.Adam(tuned_params, lr=float(opts.hyper_lr or DEFAULT_HYPER_LR))
+        return self.loop_class(
+            task, ctx, opts, model, hyper_input_of(model), hparams, fixed, weight_opt, hyper_opt, method_rng
+        )
 
 
-class _Loop:
-    """The state of one STN run: Algorithm 1 reads top to bottom in :meth:`run`."""
+class STNLoop:
+    """The state of one STN run: Algorithm 1 reads top to bottom in :meth:`run`.
+
+    A variant of the algorithm (``delta_stn``) subclasses it and overrides a step."""
 
     def __init__(
         self,
@@ -343,7 +354,7 @@ class _Loop:
         """A full clean validation at the current λ, recorded as a trial; False when the run must stop."""
         timer = self.ctx.timer
         with timer.phase("validate"):
-            self.hyper_input.set(self.hparams.hnet_input().detach())
+            self.at_current_lambda()
             val = self.task.evaluate(self.model, "val", timer)
         if val is None:
             self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
@@ -359,6 +370,10 @@ class _Loop:
         with timer.phase("validate"):
             self.task.after_validation(self.weight_opt, self.history)
         return True
+
+    def at_current_lambda(self) -> None:
+        """Make the model answer for the current λ (no gradient): validation's and the incumbent's model."""
+        self.hyper_input.set(self.hparams.hnet_input().detach())
 
     def stop(self, status: TrialStatus, reason: str) -> None:
         """Record how the run ended (no validation attached)."""
@@ -376,3 +391,6 @@ class _Loop:
         values = self.hparams.current()
         values.update({f"sigma/{name}": s for name, s in zip(self.hparams.names, sigma, strict=True)})
         self.ctx.record_schedule(self.steps, values)
+
+
+STN.loop_class = STNLoop

@@ -95,7 +95,7 @@ from hpobench_stn import (
 )
 from hpobench_stn.datasets.cifar10 import load_cifar10, paper_split
 from hpobench_stn.harness.batches import sequential_batches, shuffled_batches
-from hpobench_stn.nn import Layers
+from hpobench_stn.nn import Layers, linearised
 from hpobench_stn.nn.augment import color_jitter, cutout
 from hpobench_stn.nn.regularizers import channel_dropout, element_dropout, scale_noise
 
@@ -391,7 +391,7 @@ class CifarAlexNet(Task):
         images, labels = batch
         x = self.augment_inputs(images, values, model.training)
         rates = torch.stack([values[k] for k in (*CONV_DROPOUTS, *FC_DROPOUTS)], dim=1)  # (N, 7)
-        return F.cross_entropy(model(x, rates), labels)
+        return F.cross_entropy(linearised(model(x, rates)), labels)
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
         images, labels = batch

@@ -49,7 +49,7 @@ from hpobench_stn import (
     register_task,
 )
 from hpobench_stn.harness.batches import shuffled_batches
-from hpobench_stn.nn import Layers, weight_sq_norm
+from hpobench_stn.nn import Layers, linearised, weight_sq_norm
 from hpobench_stn.nn.regularizers import checks_values, element_dropout
 
 N_TEST = 397
@@ -192,7 +192,7 @@ class DigitsTask(Task):
         if not checks_values(shift) or bool(shift.any()):  # skipping is free on the CPU only
             x = random_shift(x, shift.long())
         mlp = cast(DigitsMLP, model)
-        logits = mlp(x, values["dropout_in"], values["dropout_h1"], values["dropout_h2"])
+        logits = linearised(mlp(x, values["dropout_in"], values["dropout_h1"], values["dropout_h2"]))
         # Per-example weight decay on the weights each example really uses (the effective weights of a
         # hyper-layer): (N,), or a scalar for the baseline.
         l2 = sum(weight_sq_norm(layer) for layer in (mlp.fc1, mlp.fc2, mlp.out))

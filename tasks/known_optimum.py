@@ -59,7 +59,7 @@ from hpobench_stn.harness.batches import shuffled_batches
 from hpobench_stn.harness.records import load_log
 from hpobench_stn.harness.runner import RunSpec, execute
 from hpobench_stn.harness.schedule import Schedule
-from hpobench_stn.nn import Layers, weight_sq_norm
+from hpobench_stn.nn import Layers, linearised, weight_sq_norm
 from hpobench_stn.nn.regularizers import element_dropout
 
 __all__ = [
@@ -144,12 +144,26 @@ class KnownOptimumTask(Task):
         """``D(h)``, ``(d, d)``: the expected training penalty's matrix at hyperparameter value ``h``."""
         raise NotImplementedError
 
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training features ``(n_train, d)`` and labels ``(n_train,)`` (after :meth:`load`)."""
+        return self._np[0]
+
+    def best_response(self, h: float) -> np.ndarray:
+        """``w*(h) = (XᵀX/n + D(h))⁻¹ Xᵀy/n``, ``(d,)``: the minimiser of the expected training loss at ``h``."""
+        x, y = self._np[0]
+        n = x.shape[0]
+        return np.asarray(np.linalg.solve(x.T @ x / n + self.penalty(h, x), x.T @ y / n))
+
+    def best_response_jacobian(self, h: float) -> np.ndarray:
+        """``dw*/dh``, ``(d,)``, by a central difference of the closed form (relative step 1e-6, exact to
+        ~1e-9: ``D(h)`` is smooth)."""
+        e = 1e-6 * max(abs(h), 1e-3)
+        return (self.best_response(h + e) - self.best_response(h - e)) / (2 * e)
+
     def val_loss_at(self, h: float) -> float:
         """Validation MSE of the exact best response ``w*(h)``."""
-        (x, y), (xv, yv) = self._np[0], self._np[1]
-        n = x.shape[0]
-        w = np.linalg.solve(x.T @ x / n + self.penalty(h, x), x.T @ y / n)
-        return float(np.mean((xv @ w - yv) ** 2))
+        xv, yv = self._np[1]
+        return float(np.mean((xv @ self.best_response(h) - yv) ** 2))
 
     def optimum(self) -> float:
         """The hyperparameter value minimising :meth:`val_loss_at` (to ~1e-8 on the sampling scale)."""
@@ -231,7 +245,7 @@ class Ridge(KnownOptimumTask):
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        pred: torch.Tensor = model(x).squeeze(-1)  # (N,)
+        pred = linearised(model(x)).squeeze(-1)  # (N,)
         # Per example: its squared error plus its own λ times the squared norm of the weights it uses.
         return ((pred - y).pow(2) + values["l2"] * weight_sq_norm(model)).mean()
 
@@ -249,18 +263,29 @@ class DropoutRegression(KnownOptimumTask):
 
     def regularised_loss(self, model: nn.Module, batch: Batch, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        pred: torch.Tensor = model(element_dropout(x, values["dropout"], model.training)).squeeze(-1)  # (N,)
+        pred = linearised(model(element_dropout(x, values["dropout"], model.training))).squeeze(-1)  # (N,)
         return (pred - y).pow(2).mean()
 
 
 @dataclass(frozen=True)
 class KnownOptimumRun:
-    """One run's verdict, with σ's range over the schedule and the weight steps it ran."""
+    """One run's verdict, with σ's range over the schedule, the weight steps it ran, and its schedule."""
 
     verdict: Verdict
     sigma_min: float
     sigma_max: float
     steps: int
+    schedule: Schedule
+
+    def first_step_within(self, log_ratio: float) -> int | None:
+        """The first weight step at which the schedule lies within a factor ``exp(log_ratio)`` of the
+        optimum (``|ln h - ln h*| < log_ratio``; e.g. ``ln 1.1``), or None if it never does."""
+        target = math.log(self.verdict.optimum)
+        name = next(iter(self.schedule.values))
+        for step, value in zip(self.schedule.steps, self.schedule.values[name], strict=True):
+            if value > 0 and abs(math.log(value) - target) < log_ratio:
+                return step
+        return None
 
     @property
     def passed(self) -> bool:
@@ -292,4 +317,4 @@ def run_known_optimum(
     task.load(RunSeeds.from_master(seed))  # the data (and so the optimum) do not depend on the seed
     sigmas = [r.values.get(f"sigma/{task.hparam}", math.nan) for r in records]
     schedule = Schedule.from_records(records)
-    return KnownOptimumRun(task.verdict(schedule), min(sigmas), max(sigmas), schedule.steps[-1])
+    return KnownOptimumRun(task.verdict(schedule), min(sigmas), max(sigmas), schedule.steps[-1], schedule)

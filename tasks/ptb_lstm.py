@@ -108,7 +108,7 @@ from hpobench_stn import (
 )
 from hpobench_stn.datasets import resolve_data_root
 from hpobench_stn.datasets.ptb import PTBCorpus, load_ptb
-from hpobench_stn.nn import HyperLSTM, Layers, is_hyper_path
+from hpobench_stn.nn import HyperLSTM, Layers, is_hyper_path, linearised
 from hpobench_stn.nn.regularizers import (
     activation_regularization,
     drop_connect,
@@ -450,6 +450,13 @@ class PTBTask(Task):
             "init": dict.fromkeys(DROPOUTS, 0.05),
         }
 
+    def carried_state(self, model: nn.Module) -> object:
+        """Every stream's hidden state (tensors are replaced, never changed in place, so a shallow copy keeps them)."""
+        return dict(cast(TiedLSTM, model).states)
+
+    def restore_carried_state(self, model: nn.Module, state: object) -> None:
+        cast(TiedLSTM, model).states = dict(cast(dict[str, State], state))
+
     def examples_in(self, batch: Batch) -> int:
         return int(batch[0].shape[1])  # (T, N) windows: one example per column
 
@@ -467,6 +474,9 @@ class PTBTask(Task):
         lm = cast(TiedLSTM, model)
         rates = Rates(*(values[k] for k in DROPOUTS))
         raw, dropped = lm(inputs, rates, STREAMS[int(stream)], int(position) == 0)
+        # Delta-STN's linearisation stops at the LSTM's outputs: the decoder is linear in them and
+        # uses only elementary weights, so decoding the linearised output linearises the logits.
+        raw, dropped = linearised(raw), linearised(dropped)
         logits = lm.decode(dropped)  # (T, N, vocab)
         loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
         return (

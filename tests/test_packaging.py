@@ -86,6 +86,7 @@ def test_entry_points_name_modules_the_wheel_holds(wheel: zipfile.ZipFile) -> No
         "optuna_sh",
         "optuna_hyperband",
         "stn",
+        "delta_stn",
         "pbt",
         "schedule_replay",
     }

@@ -55,10 +55,10 @@ def test_every_builtin_suite_names_real_tasks_methods_presets_and_options() -> N
 
 
 def test_the_cpu_suite_is_the_committed_comparison() -> None:
-    """The paper comparison's five methods, the two multi-fidelity peers and PBT × both paper tasks; the
+    """The paper comparison's five methods, the two multi-fidelity peers, PBT and Delta-STN × both paper tasks; the
     smoke and paper suites hold the same methods."""
     suite = load_suite("cpu")
-    methods = {"grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband", "pbt", "stn"}
+    methods = {"grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband", "pbt", "stn", "delta_stn"}
     assert set(suite.methods) == methods
     assert set(suite.tasks) == {"ptb_lstm", "cifar_alexnet"}
     assert suite.preset == "cpu"
@@ -84,14 +84,19 @@ def test_sensitivity_and_schedule_suites_hold_the_arms_the_paper_compares() -> N
     assert ratios == {(1, 1), (2, 1), (5, 1), (10, 1)}
     fixed = {s.method_options["sigma0"] for s in sens.runs() if s.method_options.get("tune_sigma") is False}
     assert fixed == {0.1, 0.5, 1.0}
-    assert {s.method for s in sens.runs()} == {"stn"}
+    assert {s.method for s in sens.runs()} == {"stn", "delta_stn"}
+    for method in ("stn", "delta_stn"):  # each at its default and at the three fixed scales
+        arms = [s for s in sens.runs() if s.method == method and s.seed == 0 and s.task == "ptb_lstm"]
+        assert sorted(
+            dict(a.method_options).get("sigma0", 0.0) for a in arms if "train_steps" not in a.method_options
+        ) == [0.0, 0.1, 0.5, 1.0]
     sched = load_suite("schedule")
     assert sched.tune == ("dropouto",)
     assert sched.tasks == ("ptb_lstm",)
     first, second = sched.waves()
     assert {s.method for s in second} == {"schedule_replay"}
-    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3", "pbt"}
-    assert {dict(s.method_options)["arm"] for s in second} == {"stn", "pbt"}  # each schedule is replayed
+    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3", "pbt", "delta_stn"}
+    assert {dict(s.method_options)["arm"] for s in second} == {"stn", "pbt", "delta_stn"}  # each schedule is replayed
 
 
 def test_suite_file_loads_with_options(tmp_path: Path) -> None:

@@ -232,6 +232,8 @@ class Task(ABC):
 
         ``values[name]`` is ``(N,)`` with ``N = examples_in(batch)`` (Ints hold integral values). With
         every row equal this is :meth:`training_loss`; a best-response method passes perturbed rows.
+        The network outputs the loss reads (logits; activations a penalty reads) pass through
+        :func:`hpobench_stn.nn.linearised`, the identity except under Delta-STN's linearised response step.
         """
         raise TaskError(
             f"task {self.name!r} has no per-example training loss: implement regularised_loss "
@@ -246,6 +248,14 @@ class Task(ABC):
         """A config broadcast to ``(N,)`` float32 tensors on :attr:`device`, for :meth:`regularised_loss`."""
         n = self.examples_in(batch)
         return {k: torch.full((n,), float(v), device=self.device) for k, v in config.items()}
+
+    def carried_state(self, model: nn.Module) -> object:
+        """What the model carries from one training batch to the next (a recurrent model's hidden state),
+        for a method that runs one batch more than once (Delta-STN's two sub-steps); None by default."""
+        return None
+
+    def restore_carried_state(self, model: nn.Module, state: object) -> None:  # noqa: B027 - optional hook
+        """Put back a :meth:`carried_state`, so the next forward pass starts where that one did."""
 
     def tuning_batches(self, generator: torch.Generator) -> Iterator[Batch]:
         """One pass over the validation split for a gray-box method's hyper-steps: clean batches that

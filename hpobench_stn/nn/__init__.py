@@ -5,6 +5,8 @@
 * :mod:`.lstm`: the one-layer ``HyperLSTM`` with its hand-written backpropagation through time;
 * :mod:`.factory`: the layer factories ``Layers`` (plain torch layers) and ``HyperLayers``, and the
   functions that look at a whole model (``init_hyper_path``, ``hyper_input_of``, ...);
+* :mod:`.linearize`: Delta-STN's linearised response (``linearise``, and ``linearised``, which a task's
+  training loss applies to the network outputs it reads);
 * :mod:`.hparams`: hyperparameters as tensors (``HParams``: projections, perturbations, entropy);
 * :mod:`.regularizers` and :mod:`.augment`: per-example regularisers and batched augmentations, so a
   baseline and its STN model share one training loss.
@@ -33,6 +35,7 @@ from .layers import (
     is_hyper_path,
     weight_sq_norm,
 )
+from .linearize import check_linearised, is_dual, linearise, linearised
 from .lstm import HyperLSTM
 
 __all__ = [
@@ -46,10 +49,14 @@ __all__ = [
     "HyperModule",
     "Layers",
     "Perturbed",
+    "check_linearised",
     "elementary_parameter_count",
     "hyper_input_of",
     "hyper_modules",
     "init_hyper_path",
+    "is_dual",
     "is_hyper_path",
+    "linearise",
+    "linearised",
     "weight_sq_norm",
 ]

@@ -255,6 +255,11 @@ class HParams(nn.Module):
                 values[name] = values[name][:1].expand(n)
             return Perturbed(self._hnet_of(draws), values)
 
+    @torch.no_grad()
+    def values_at_current(self, n: int) -> dict[str, torch.Tensor]:
+        """The current λ as applied (Ints floored), name → ``(n,)`` with every row equal."""
+        return self.values_of(self.unconstrained.expand(n, -1))
+
     def hnet_input(self) -> torch.Tensor:
         """The hypernetwork input at the current λ, ``(K,)``, differentiable in ``u`` (validation, and
         hyper-steps at the current λ); zeros for ``hnet="offset"``."""

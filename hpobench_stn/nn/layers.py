@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
 from torch import nn
 
@@ -55,7 +56,11 @@ class HyperInput:
     Attributes:
         n_hparams: columns of ``h``.
         h: the current input, ``(N, n_hparams)`` or ``(n_hparams,)`` (the same row for every example);
-            None until set.
+            None until set, and None while centred or linearised.
+        centred: set by :meth:`centre`: the model is its elementary weights alone (the hyper path is
+            skipped); cleared by :meth:`set` and :meth:`linearise`.
+        tangent: set by :meth:`linearise`: the offsets ``Δ`` ``(N, n_hparams)`` of Delta-STN's linearised
+            forward pass; None otherwise.
     """
 
     def __init__(self, n_hparams: int) -> None:
@@ -63,16 +68,43 @@ class HyperInput:
             raise ValueError(f"HyperInput: n_hparams must be an integer >= 1, got {n_hparams!r}")
         self.n_hparams = n_hparams
         self.h: torch.Tensor | None = None
+        self.centred = False
+        self.tangent: torch.Tensor | None = None
 
-    def set(self, h: torch.Tensor) -> None:
+    def _check(self, h: torch.Tensor) -> None:
         if h.dim() not in (1, 2) or h.shape[-1] != self.n_hparams:
             raise ValueError(
                 f"HyperInput: expected h of shape (N, {self.n_hparams}) or ({self.n_hparams},), got {tuple(h.shape)}"
             )
-        self.h = h
+
+    def set(self, h: torch.Tensor) -> None:
+        self._check(h)
+        self.h, self.centred, self.tangent = h, False, None
+
+    def centre(self) -> None:
+        """Run the model at a zero input without computing the hyper path.
+
+        With a centred input (the offset ``σ·ε`` from the current λ, Delta-STN's parameterisation) a zero
+        input is the model at the current λ, and the hyper path adds exactly zero to every output and
+        receives a zero gradient (its gates are ``V·0``). Centring skips that work: each hyper-layer runs
+        as its plain torch layer on the elementary weights (the hyper-LSTM on the fused kernel).
+        """
+        self.h, self.centred, self.tangent = None, True, None
+
+    def linearise(self, offsets: torch.Tensor) -> None:
+        """Run the model to first order at input ``offsets`` ``(N, n_hparams)``: each hyper-layer returns a
+        forward-mode dual number, its elementary output with the tangent ``J·ΦΔ`` (for use inside
+        :func:`hpobench_stn.nn.linearize.linearise`, which opens the forward-mode level)."""
+        self._check(offsets)
+        if offsets.dim() != 2:
+            raise ValueError(
+                f"HyperInput: linearise needs offsets of shape (N, {self.n_hparams}), got {tuple(offsets.shape)}"
+            )
+        self.h, self.centred, self.tangent = None, False, offsets
 
     def __repr__(self) -> str:
-        shape = None if self.h is None else tuple(self.h.shape)
+        mode = "linearised" if self.tangent is not None else None
+        shape = "centred" if self.centred else mode or (None if self.h is None else tuple(self.h.shape))
         return f"HyperInput(n_hparams={self.n_hparams}, h={shape})"
 
 
@@ -89,6 +121,27 @@ class HyperModule(nn.Module):
             raise ValueError(f"{type(self).__name__}: HyperInput has {source.n_hparams} columns, the layer {n_hparams}")
         self.n_hparams = n_hparams
         self.source = source
+
+    def _centred(self, h: torch.Tensor | None) -> bool:
+        """Whether this forward pass runs on the elementary weights alone (no ``h`` given, input centred)."""
+        return h is None and self.source is not None and self.source.centred
+
+    def _tangent(self, h: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """The offsets ``Δ`` ``(n, n_hparams)`` of a linearised pass (no ``h`` given), else None.
+
+        A linearised hyper-layer returns ``fwad.make_dual(y0, ẏ)``: ``y0`` its elementary output at the
+        primal input, ``ẏ = W_e·ẋ + (V·Δ) ⊙ (W_h·x0) (+ (V_b·Δ) ⊙ b_h)``, the derivative of its output at
+        input ``t·Δ`` in ``t`` at 0 (the hyper path's own term ``(V·0) ⊙ (W_h·ẋ)`` is zero). The primal
+        output does not depend on the response, so the backward pass from the loss runs through the
+        tangents only."""
+        if h is not None or self.source is None or self.source.tangent is None:
+            return None
+        t = self.source.tangent
+        if t.shape != (n, self.n_hparams):
+            raise ValueError(
+                f"{type(self).__name__}: expected offsets of shape ({n}, {self.n_hparams}), got {tuple(t.shape)}"
+            )
+        return t
 
     def _resolve(self, h: torch.Tensor | None, n: int) -> torch.Tensor:
         """``h`` (or the shared input) as ``(n, n_hparams)``; raises naming the expected shape."""
@@ -184,6 +237,18 @@ class HyperLinear(nn.Linear, HyperModule):
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() < 2 or x.shape[-1] != self.in_features:
             raise ValueError(f"HyperLinear: expected input of shape (*, N, {self.in_features}), got {tuple(x.shape)}")
+        if self._centred(h):
+            return F.linear(x, self.weight, self.bias)
+        tangent = self._tangent(h, x.shape[-2])
+        if tangent is not None:
+            x0, dx = fwad.unpack_dual(x)
+            ds_w, ds_b = self.gates(tangent)
+            dy = ds_w * F.linear(x0, self.hyper_weight)
+            if ds_b is not None and self.hyper_bias is not None:
+                dy = dy + ds_b * self.hyper_bias
+            if dx is not None:
+                dy = dy + F.linear(dx, self.weight)
+            return fwad.make_dual(F.linear(x0, self.weight, self.bias), dy)
         h = self._resolve(h, x.shape[-2])
         s_w, s_b = self.gates(h)
         out = F.linear(x, self.weight, self.bias) + s_w * F.linear(x, self.hyper_weight)  # (*, N, out)
@@ -268,6 +333,18 @@ class HyperConv2d(nn.Conv2d, HyperModule):
             raise ValueError(
                 f"HyperConv2d: expected input of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
+        if self._centred(h):
+            return self._conv_forward(x, self.weight, self.bias)  # type: ignore[no-any-return]
+        tangent = self._tangent(h, x.shape[0])
+        if tangent is not None:
+            x0, dx = fwad.unpack_dual(x)
+            ds_w, ds_b = self.gates(tangent)
+            dy = ds_w[:, :, None, None] * self._conv_forward(x0, self.hyper_weight, None)
+            if ds_b is not None and self.hyper_bias is not None:
+                dy = dy + (ds_b * self.hyper_bias)[:, :, None, None]
+            if dx is not None:
+                dy = dy + self._conv_forward(dx, self.weight, None)
+            return fwad.make_dual(self._conv_forward(x0, self.weight, self.bias), dy)
         h = self._resolve(h, x.shape[0])
         s_w, s_b = self.gates(h)
         out: torch.Tensor = self._conv_forward(x, self.weight, self.bias)  # (N, C, H', W')
@@ -320,6 +397,12 @@ class HyperEmbedding(nn.Embedding, HyperModule):
     def forward(self, tokens: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         if tokens.dim() < 1:
             raise ValueError(f"HyperEmbedding: expected tokens of shape (*, N), got {tuple(tokens.shape)}")
+        if self._centred(h):
+            return F.embedding(tokens, self.weight)
+        tangent = self._tangent(h, tokens.shape[-1])
+        if tangent is not None:
+            ds = F.linear(tangent, self.gate_weight)  # (N, embedding_dim)
+            return fwad.make_dual(F.embedding(tokens, self.weight), ds * F.embedding(tokens, self.hyper_weight))
         h = self._resolve(h, tokens.shape[-1])
         s = F.linear(h, self.gate_weight)  # (N, embedding_dim)
         return F.embedding(tokens, self.weight) + s * F.embedding(tokens, self.hyper_weight)
@@ -346,11 +429,13 @@ def weight_sq_norm(layer: nn.Module, h: torch.Tensor | None = None) -> torch.Ten
     weight = getattr(layer, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"weight_sq_norm: {type(layer).__name__} has no weight tensor")
-    if not isinstance(layer, (HyperLinear, HyperConv2d)):
+    if not isinstance(layer, (HyperLinear, HyperConv2d)) or layer._centred(h):
         return weight.pow(2).sum()
     w_e, w_h = weight.flatten(1), layer.hyper_weight.flatten(1)  # (out, fan_in)
-    if h is None and layer.source is not None and layer.source.h is not None:
-        h = layer.source.h
+    if h is None and layer.source is not None:
+        # Under Delta-STN's linearisation the norm is that of the weights at Δ itself: they are exactly
+        # linear in Δ, so there is nothing to linearise.
+        h = layer.source.h if layer.source.tangent is None else layer.source.tangent
     n = h.shape[0] if h is not None and h.dim() == 2 else 1
     s_w, _ = layer.gates(layer._resolve(h, n))  # (N, out)
     a, b, c = w_e.pow(2).sum(1), (w_e * w_h).sum(1), w_h.pow(2).sum(1)  # each (out,)

@@ -64,6 +64,8 @@ _FIXED_COLOURS = {
     "pbt": 8,
     "schedule_replay": 9,
 }
+# Shipped methods past the palette's ten colours: indices into its dark variant (Delta-STN in STN's dark blue).
+_DARK_COLOURS = {"delta_stn": 0}
 # Line styles of the shipped methods (STN solid, the one a reader looks for); other arms cycle.
 _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "stn": "-",
@@ -76,6 +78,7 @@ _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "optuna_sh": (0, (6, 2, 1, 2)),
     "optuna_hyperband": (0, (2, 2)),
     "pbt": (0, (8, 2)),
+    "delta_stn": (0, (4, 1, 1, 1)),
 }
 # The budget figure's categories: cividis (colour-blind safe) for the work, near-black and light grey for
 # the harness's sliver and the unused rest, so no category reads as a method's colour.
@@ -87,7 +90,7 @@ _CATEGORY_COLOURS = {
     "harness": (0.15, 0.15, 0.15, 1.0),
     "idle": (0.88, 0.88, 0.88, 1.0),
 }
-assert set(_FIXED_COLOURS) == set(KNOWN_ARMS), "every shipped method needs a fixed colour"
+assert set(_FIXED_COLOURS) | set(_DARK_COLOURS) == set(KNOWN_ARMS), "every shipped method needs a fixed colour"
 
 
 @dataclass(frozen=True)
@@ -102,12 +105,14 @@ def arm_styles(arms: Iterable[str]) -> dict[str, ArmStyle]:
     same colour and line style; other arms the unused colours, and markers and line styles by position."""
     palette = sns.color_palette("colorblind", 10)
     dark = sns.color_palette("dark", 10)
-    spare = [dark[0], dark[3], dark[4], dark[2], dark[1], dark[5]]  # every colorblind colour is a shipped arm's
+    spare = [dark[3], dark[4], dark[2], dark[1], dark[5]]  # every colorblind colour (and dark[0]) is a shipped arm's
     styles: dict[str, ArmStyle] = {}
     others = 0
     for arm in dict.fromkeys(arms):
         if arm in _FIXED_COLOURS:
             color = palette[_FIXED_COLOURS[arm]]
+        elif arm in _DARK_COLOURS:
+            color = dark[_DARK_COLOURS[arm]]
         else:  # the palette's unused colours, then its dark variants, then around again
             color = spare[others % len(spare)]
             others += 1

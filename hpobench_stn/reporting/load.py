@@ -68,6 +68,7 @@ KNOWN_ARMS = (
     "optuna_sh",
     "optuna_hyperband",
     "stn",
+    "delta_stn",
     "pbt",
     "schedule_replay",
 )
