@@ -10,7 +10,7 @@ Two measurements, both under a fake clock (deterministic, machine-independent):
    (``settled``: the noise of single steps averaged out, so a biased fixed point shows), and the
    distance ``|ln λ − ln λ*|`` of the mean over the last quarter of the run (``tail``). ``-`` is never.
 2. **The best-response Jacobian.** Each method's weights trained at a fixed λ (the middle of the range,
-   no hyper-steps) with a fixed perturbation scale σ, full-batch Adam at lr 0.002 for 6,000 steps; the
+   no hyper-steps) with a fixed perturbation scale σ, full-batch Adam at lr 0.002 for 3,000 steps; the
    learned response ``dw/du = V·W_h`` against the exact ``-(A + λI)⁻¹ w*(λ) dλ/du``, and the weights at
    the current λ against ``w*(λ)``, as relative errors (the Delta-STN paper's diagnostic).
 
@@ -37,9 +37,20 @@ from hpobench_stn.foundation.clock import BudgetTimer
 from hpobench_stn.harness.method import RunContext
 from hpobench_stn.harness.records import RunLog, load_log
 from hpobench_stn.harness.schedule import Schedule
+from hpobench_stn.methods.stn import STN
+from hpobench_stn.nn import HyperLinear
 from hpobench_stn.tasks.known_optimum import STARTS, Ridge, run_known_optimum
 
 METHODS = ("stn", "delta_stn")
+
+
+def stn_method(name: str, options: dict[str, Any]) -> STN:
+    """``stn`` or ``delta_stn`` at ``options`` (typed: both are :class:`STN`)."""
+    method = get_method(name)(options)
+    assert isinstance(method, STN)
+    return method
+
+
 WINDOW = 100  # hyper-steps averaged for "settled"
 
 
@@ -57,7 +68,7 @@ def reach(method: str, start: str, seed: int) -> dict[str, Any]:
         run_known_optimum(method, "ridge", start, seed, Path(tmp))
         _, _, records = load_log(next(Path(tmp).rglob("log.jsonl")).parent)
     schedule = Schedule.from_records(records)
-    opts = get_method(method)({}).resolved(task)
+    opts = stn_method(method, {}).resolved(task)
     steps_per_epoch = math.ceil(task.preset.n_train / task.preset.batch_size)
     warmup = int(opts.warmup_epochs or 0) * steps_per_epoch
     distance = [abs(math.log(v) - math.log(optimum)) for v in schedule.values["l2"]]
@@ -96,9 +107,10 @@ def jacobian_errors(method: str, seed: int, sigma: float, epochs: int = 3000) ->
     with tempfile.TemporaryDirectory() as tmp, RunLog(Path(tmp)) as log, task.noise_scope(seeds.noise):
         timer = BudgetTimer(Budget(1e9), FakeClock(tick=1e-6))
         timer.start()
-        loop = get_method(method)(options).make_loop(task, RunContext(task, timer, seeds, log, method))
+        loop = stn_method(method, options).make_loop(task, RunContext(task, timer, seeds, log, method))
         loop.run()
     layer, hp = loop.model, loop.hparams
+    assert isinstance(layer, HyperLinear)
     l2 = hp.current()["l2"]
     p = float(torch.sigmoid(hp.unconstrained))
     dl2_du = l2 * float(hp.high - hp.low) * p * (1 - p)  # l2 = exp(low + (high - low)·sigmoid(u))

@@ -146,7 +146,8 @@ class KnownOptimumTask(Task):
 
     def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The training features ``(n_train, d)`` and labels ``(n_train,)`` (after :meth:`load`)."""
-        return self._np[0]
+        x, y = self._np[0]
+        return np.asarray(x), np.asarray(y)
 
     def best_response(self, h: float) -> np.ndarray:
         """``w*(h) = (XᵀX/n + D(h))⁻¹ Xᵀy/n``, ``(d,)``: the minimiser of the expected training loss at ``h``."""
@@ -158,7 +159,7 @@ class KnownOptimumTask(Task):
         """``dw*/dh``, ``(d,)``, by a central difference of the closed form (relative step 1e-6, exact to
         ~1e-9: ``D(h)`` is smooth)."""
         e = 1e-6 * max(abs(h), 1e-3)
-        return (self.best_response(h + e) - self.best_response(h - e)) / (2 * e)
+        return np.asarray((self.best_response(h + e) - self.best_response(h - e)) / (2 * e))
 
     def val_loss_at(self, h: float) -> float:
         """Validation MSE of the exact best response ``w*(h)``."""

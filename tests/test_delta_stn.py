@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from hpobench_stn.harness.method import RunContext
 from hpobench_stn.harness.records import RunLog
 from hpobench_stn.harness.runner import RunSpec, execute
 from hpobench_stn.methods.delta_stn import DeltaSTNLoop, general_loss, response_loss
+from hpobench_stn.methods.stn import STN
 from hpobench_stn.nn import HParams, hyper_input_of, init_hyper_path, is_hyper_path, linearise, linearised
 from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
 from hpobench_stn.tasks.digits_mlp import DigitsTask
@@ -33,10 +34,14 @@ HAS_CIFAR = (DATA / "cifar10").is_dir()
 def _task(name: str) -> Task:
     if (name == "ptb_lstm" and not HAS_PTB) or (name == "cifar_alexnet" and not HAS_CIFAR):
         pytest.skip(f"no data for {name} under {DATA}")
-    cls: type[Task] = {"digits_mlp": DigitsTask, "ptb_lstm": PTBTask, "cifar_alexnet": CifarAlexNet, "ridge": Ridge}[
-        name
-    ]
-    task = cls("smoke", data_dir=DATA) if name in ("ptb_lstm", "cifar_alexnet") else cls("smoke")
+    classes: dict[str, Any] = {
+        "digits_mlp": DigitsTask,
+        "ptb_lstm": PTBTask,
+        "cifar_alexnet": CifarAlexNet,
+        "ridge": Ridge,
+    }
+    cls = classes[name]
+    task: Task = cls("smoke", data_dir=DATA) if name in ("ptb_lstm", "cifar_alexnet") else cls("smoke")
     task.prepare()
     task.load(RunSeeds.from_master(0))
     return task
@@ -124,7 +129,9 @@ def test_the_layers_written_out_tangents_give_forward_modes_gradients(name: str)
         generic = task.regularised_loss(model, batch, values)
     generic_grads = torch.autograd.grad(generic, response, allow_unused=True)
     assert fast.item() == pytest.approx(generic.item(), rel=1e-5)
-    for a, b in zip(fast_grads, generic_grads, strict=True):
+    for a, b in zip(
+        cast(list[torch.Tensor | None], fast_grads), cast(list[torch.Tensor | None], generic_grads), strict=True
+    ):
         if a is None or b is None:
             assert a is None or not a.any()
             assert b is None or not b.any()
@@ -178,7 +185,9 @@ def _loop(task: Task, method: str, options: dict[str, Any], seed: int, log: RunL
     timer = BudgetTimer(Budget(1e9), FakeClock(tick=1e-6))
     timer.start()
     ctx = RunContext(task, timer, seeds, log, method)
-    return get_method(method)(options).make_loop(task, ctx)
+    stn = get_method(method)(options)
+    assert isinstance(stn, STN)
+    return stn.make_loop(task, ctx)
 
 
 def test_sub_step_one_moves_w0_only_and_sub_step_two_the_response_only(tmp_path: Path) -> None:
@@ -223,13 +232,14 @@ def test_ptb_both_sub_steps_start_from_one_hidden_state_and_keep_the_first(tmp_p
             ends.append(task.carried_state(m))
             return loss
 
-        task.regularised_loss = spy  # type: ignore[method-assign]
+        task.regularised_loss = spy  # type: ignore[method-assign,assignment]
         before = task.carried_state(loop.model)
         assert loop.weight_step(second)
     assert len(starts) == 2
+    before = cast(dict[str, Any], before)
     for state in starts:  # both sub-steps read the state the first batch left
         assert [tuple(map(id, hc)) for hc in state["train"]] == [tuple(map(id, hc)) for hc in before["train"]]
-    kept = task.carried_state(loop.model)["train"]
+    kept = cast(dict[str, Any], task.carried_state(loop.model))["train"]
     assert [tuple(map(id, hc)) for hc in kept] == [tuple(map(id, hc)) for hc in ends[0]["train"]]  # sub-step 1's
     assert not any(torch.equal(a[0], b[0]) for a, b in zip(ends[0]["train"], ends[1]["train"], strict=True))
 
@@ -245,12 +255,14 @@ def test_options_are_checked_and_the_task_defaults_of_the_official_lstm_code_are
         with pytest.raises(ValueError, match=match):
             cls(bad)
     ptb = PTBTask("smoke")
-    resolved = cls({}).resolved(ptb)
+    method = cls({})
+    assert isinstance(method, STN)
+    resolved = method.resolved(ptb)
     assert resolved.hyper_perturb is True
     assert resolved.sigma_fixed is None
     assert resolved.warmup_epochs == 1
     assert resolved.hyper_lr == 0.01
-    assert (resolved.tau, resolved.gate_std, resolved.linearize) == (1e-4, 0.01, True)
+    assert (resolved.tau, resolved.gate_std, getattr(resolved, "linearize", None)) == (1e-4, 0.01, True)
 
 
 # ------------------------------------------------------------------------------------------------------

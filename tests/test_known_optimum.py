@@ -100,9 +100,15 @@ def test_delta_stn_reaches_the_ridge_optimum_in_fewer_hyper_steps_and_settles_ne
     def hyper_steps(method: str, step: int | None) -> int | None:
         if step is None:
             return None
-        opts = get_method(method)({}).resolved(task)
+        from hpobench_stn.methods.stn import STN
+        from hpobench_stn.tasks.known_optimum import RegressionPreset
+
+        stn = get_method(method)({})
+        assert isinstance(stn, STN)
+        assert isinstance(task.preset, RegressionPreset)
+        opts = stn.resolved(task)
         warmup = int(opts.warmup_epochs or 0) * math.ceil(task.preset.n_train / task.preset.batch_size)
-        return max(0, step - warmup) // opts.train_steps
+        return int(max(0, step - warmup) // opts.train_steps)
 
     counts = {
         method: {

@@ -248,7 +248,8 @@ class HyperLinear(nn.Linear, HyperModule):
                 dy = dy + ds_b * self.hyper_bias
             if dx is not None:
                 dy = dy + F.linear(dx, self.weight)
-            return fwad.make_dual(F.linear(x0, self.weight, self.bias), dy)
+            out: torch.Tensor = fwad.make_dual(F.linear(x0, self.weight, self.bias), dy)
+            return out
         h = self._resolve(h, x.shape[-2])
         s_w, s_b = self.gates(h)
         out = F.linear(x, self.weight, self.bias) + s_w * F.linear(x, self.hyper_weight)  # (*, N, out)
@@ -344,7 +345,8 @@ class HyperConv2d(nn.Conv2d, HyperModule):
                 dy = dy + (ds_b * self.hyper_bias)[:, :, None, None]
             if dx is not None:
                 dy = dy + self._conv_forward(dx, self.weight, None)
-            return fwad.make_dual(self._conv_forward(x0, self.weight, self.bias), dy)
+            dual: torch.Tensor = fwad.make_dual(self._conv_forward(x0, self.weight, self.bias), dy)
+            return dual
         h = self._resolve(h, x.shape[0])
         s_w, s_b = self.gates(h)
         out: torch.Tensor = self._conv_forward(x, self.weight, self.bias)  # (N, C, H', W')
@@ -402,7 +404,10 @@ class HyperEmbedding(nn.Embedding, HyperModule):
         tangent = self._tangent(h, tokens.shape[-1])
         if tangent is not None:
             ds = F.linear(tangent, self.gate_weight)  # (N, embedding_dim)
-            return fwad.make_dual(F.embedding(tokens, self.weight), ds * F.embedding(tokens, self.hyper_weight))
+            emb: torch.Tensor = fwad.make_dual(
+                F.embedding(tokens, self.weight), ds * F.embedding(tokens, self.hyper_weight)
+            )
+            return emb
         h = self._resolve(h, tokens.shape[-1])
         s = F.linear(h, self.gate_weight)  # (N, embedding_dim)
         return F.embedding(tokens, self.weight) + s * F.embedding(tokens, self.hyper_weight)

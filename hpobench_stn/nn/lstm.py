@@ -313,7 +313,8 @@ class HyperLSTM(HyperModule):
         x0, dx = fwad.unpack_dual(x)
         g = 4 * self.hidden_size
         ds_ih, ds_hh, ds_b = F.linear(offsets, self.gate_weight).split(g, dim=1)  # each (N, 4H)
-        w_hh, u_hh = self.weight_hh_l0, self.hyper_weight_hh
+        w_hh: torch.Tensor = self.weight_hh_l0
+        u_hh: torch.Tensor = self.hyper_weight_hh
         if hh_mask is not None:
             w_hh, u_hh = w_hh * hh_mask, u_hh * hh_mask
         with torch.no_grad():
