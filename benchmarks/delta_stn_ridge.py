@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hpobench_stn import Budget, FakeClock, RunSeeds, get_method
@@ -38,7 +37,6 @@ from hpobench_stn.harness.method import RunContext
 from hpobench_stn.harness.records import RunLog, load_log
 from hpobench_stn.harness.schedule import Schedule
 from hpobench_stn.methods.stn import STN
-from hpobench_stn.nn import HyperLinear
 from hpobench_stn.tasks.known_optimum import STARTS, Ridge, run_known_optimum
 
 METHODS = ("stn", "delta_stn")
@@ -109,18 +107,7 @@ def jacobian_errors(method: str, seed: int, sigma: float, epochs: int = 3000) ->
         timer.start()
         loop = stn_method(method, options).make_loop(task, RunContext(task, timer, seeds, log, method))
         loop.run()
-    layer, hp = loop.model, loop.hparams
-    assert isinstance(layer, HyperLinear)
-    l2 = hp.current()["l2"]
-    p = float(torch.sigmoid(hp.unconstrained))
-    dl2_du = l2 * float(hp.high - hp.low) * p * (1 - p)  # l2 = exp(low + (high - low)·sigmoid(u))
-    w_star, exact = task.best_response(l2), task.best_response_jacobian(l2) * dl2_du
-    learned = (layer.gate_weight[0, 0] * layer.hyper_weight[0]).detach().double().numpy()
-    w0 = layer.weight[0].detach().double().numpy()  # the weights at Δ = 0 (centred input)
-    return (
-        float(np.linalg.norm(learned - exact) / np.linalg.norm(exact)),
-        float(np.linalg.norm(w0 - w_star) / np.linalg.norm(w_star)),
-    )
+    return task.response_errors(loop.model, loop.hparams)
 
 
 def main() -> None:

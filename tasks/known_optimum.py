@@ -59,7 +59,7 @@ from hpobench_stn.harness.batches import shuffled_batches
 from hpobench_stn.harness.records import load_log
 from hpobench_stn.harness.runner import RunSpec, execute
 from hpobench_stn.harness.schedule import Schedule
-from hpobench_stn.nn import Layers, linearised, weight_sq_norm
+from hpobench_stn.nn import HParams, HyperLinear, Layers, linearised, weight_sq_norm
 from hpobench_stn.nn.regularizers import element_dropout
 
 __all__ = [
@@ -160,6 +160,25 @@ class KnownOptimumTask(Task):
         ~1e-9: ``D(h)`` is smooth)."""
         e = 1e-6 * max(abs(h), 1e-3)
         return np.asarray((self.best_response(h + e) - self.best_response(h - e)) / (2 * e))
+
+    def response_errors(self, model: nn.Module, hparams: HParams) -> tuple[float, float]:
+        """How well a best-response model (this task's one ``HyperLinear``, centred input) fits at the
+        current λ: the relative errors of its learned response ``dw/du = V·W_h`` against the exact
+        best-response Jacobian ``dw*/dh · dh/du``, and of its elementary weights (the weights at Δ = 0)
+        against ``w*(h)``."""
+        if not isinstance(model, HyperLinear):
+            raise TypeError(f"response_errors needs the task's HyperLinear model, got {type(model).__name__}")
+        h = hparams.current()[self.hparam]
+        p = float(torch.sigmoid(hparams.unconstrained[0]))
+        span = float(hparams.high[0] - hparams.low[0])
+        dh_du = (h if self.space[self.hparam].log else 1.0) * span * p * (1 - p)  # h = low + span·sigmoid(u), maybe exp
+        w_star, exact = self.best_response(h), self.best_response_jacobian(h) * dh_du
+        learned = (model.gate_weight[0, 0] * model.hyper_weight[0]).detach().double().numpy()
+        w0 = model.weight[0].detach().double().numpy()
+        return (
+            float(np.linalg.norm(learned - exact) / np.linalg.norm(exact)),
+            float(np.linalg.norm(w0 - w_star) / np.linalg.norm(w_star)),
+        )
 
     def val_loss_at(self, h: float) -> float:
         """Validation MSE of the exact best response ``w*(h)``."""

@@ -3,23 +3,31 @@ and the ridge optimum against STN. Known optima at default options are in ``test
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import pytest
 import torch
 
-from hpobench_stn import Budget, FakeClock, RunSeeds, Task, get_method, get_task
+from hpobench_stn import Budget, FakeClock, RunSeeds, Task, TrialStatus, get_method, get_task
 from hpobench_stn.foundation.clock import BudgetTimer
 from hpobench_stn.harness.method import RunContext
-from hpobench_stn.harness.records import RunLog
+from hpobench_stn.harness.records import RunLog, load_log
 from hpobench_stn.harness.runner import RunSpec, execute
 from hpobench_stn.methods.delta_stn import DeltaSTNLoop, general_loss, response_loss
 from hpobench_stn.methods.stn import STN
-from hpobench_stn.nn import HParams, hyper_input_of, init_hyper_path, is_hyper_path, linearise, linearised
+from hpobench_stn.nn import (
+    HyperInput,
+    HyperLinear,
+    hyper_input_of,
+    init_hyper_path,
+    is_hyper_path,
+    linearise,
+    linearised,
+)
 from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
 from hpobench_stn.tasks.digits_mlp import DigitsTask
 from hpobench_stn.tasks.known_optimum import Ridge
@@ -51,6 +59,19 @@ def _task(name: str) -> Task:
 # The linearisation
 
 
+def _linearisation_case(task: Task) -> tuple[torch.nn.Module, HyperInput, Any, dict[str, torch.Tensor], torch.Tensor]:
+    """A hyper-model in training mode with a response far from zero (gates N(0, 0.3²)), a training
+    batch, the default config per example, and offsets Δ ``(N, K)``."""
+    names = list(task.space)
+    model = task.build_hyper_model(len(names), torch.Generator().manual_seed(0))
+    init_hyper_path(model, torch.Generator().manual_seed(1), gate_std=0.3)
+    model.train()
+    batch = next(iter(task.train_batches(torch.Generator().manual_seed(0))))
+    values = task.per_example_values(task.space.default(), batch)
+    offsets = torch.randn(task.examples_in(batch), len(names), generator=torch.Generator().manual_seed(2))
+    return model, hyper_input_of(model), batch, values, offsets
+
+
 @pytest.mark.parametrize("name", ["digits_mlp", "ptb_lstm", "cifar_alexnet", "ridge"])
 def test_the_jvp_is_the_finite_difference_of_the_outputs_each_task_marks(
     name: str, monkeypatch: pytest.MonkeyPatch
@@ -71,15 +92,7 @@ def test_the_jvp_is_the_finite_difference_of_the_outputs_each_task_marks(
         return linearised(t)
 
     monkeypatch.setattr(module, "linearised", spy)
-    names = list(task.space)
-    model = task.build_hyper_model(len(names), torch.Generator().manual_seed(0))
-    init_hyper_path(model, torch.Generator().manual_seed(1), gate_std=0.3)  # a response far from zero
-    model.train()
-    hyper_input = hyper_input_of(model)
-    batch = next(iter(task.train_batches(torch.Generator().manual_seed(0))))
-    n = task.examples_in(batch)
-    values = task.per_example_values(task.space.default(), batch)
-    offsets = torch.randn(n, len(names), generator=torch.Generator().manual_seed(2))
+    model, hyper_input, batch, values, offsets = _linearisation_case(task)
     eps = 1e-4  # small: the networks are piecewise linear, and a kink crossed between ±ε spoils a difference
 
     def outputs(h: torch.Tensor | None) -> list[torch.Tensor]:
@@ -111,15 +124,7 @@ def test_the_layers_written_out_tangents_give_forward_modes_gradients(name: str)
     At the default configs weight penalties are off or negligible (digits 1e-6): the linearised pass
     takes a penalty on the weights exactly, the generic pass would linearise it (ridge differs by design)."""
     task = _task(name)
-    names = list(task.space)
-    model = task.build_hyper_model(len(names), torch.Generator().manual_seed(0))
-    init_hyper_path(model, torch.Generator().manual_seed(1), gate_std=0.3)
-    model.train()
-    hyper_input = hyper_input_of(model)
-    batch = next(iter(task.train_batches(torch.Generator().manual_seed(0))))
-    n = task.examples_in(batch)
-    values = task.per_example_values(task.space.default(), batch)
-    offsets = torch.randn(n, len(names), generator=torch.Generator().manual_seed(2))
+    model, hyper_input, batch, values, offsets = _linearisation_case(task)
     response = [p for k, p in model.named_parameters() if is_hyper_path(k)]
     with task.noise_scope(7):
         fast = response_loss(task, model, hyper_input, batch, values, offsets)
@@ -290,18 +295,7 @@ def ridge_jacobian_error(method: str, seed: int, sigma: float, tmp_path: Path) -
     with RunLog(tmp_path / f"{method}{seed}") as log, task.noise_scope(RunSeeds.from_master(seed).noise):
         loop = _loop(task, method, opts, seed, log)
         loop.run()
-    layer, hp = loop.model, loop.hparams
-    assert isinstance(hp, HParams)
-    l2 = hp.current()["l2"]
-    p = torch.sigmoid(hp.unconstrained).item()
-    dl2_du = l2 * float(hp.high - hp.low) * p * (1 - p)  # l2 = exp(low + (high - low)·sigmoid(u))
-    w_star, exact = task.best_response(l2), task.best_response_jacobian(l2) * dl2_du
-    learned = (layer.gate_weight[0, 0] * layer.hyper_weight[0]).detach().double().numpy()
-    w0 = layer.weight[0].detach().double().numpy()
-    return (
-        float(np.linalg.norm(learned - exact) / np.linalg.norm(exact)),
-        float(np.linalg.norm(w0 - w_star) / np.linalg.norm(w_star)),
-    )
+    return task.response_errors(loop.model, loop.hparams)
 
 
 @pytest.mark.slow
@@ -329,8 +323,6 @@ def test_delta_stn_runs_on_every_task(name: str, tmp_path: Path) -> None:
     _task(name)  # skips without data
     spec = RunSpec(name, "delta_stn", "smoke", 0, Budget(4.0), {"warmup_epochs": 0, "max_epochs": 2})
     outcome = execute(spec, tmp_path, clock=FakeClock(tick=1e-3), device="cpu", data_dir=DATA)
-    from hpobench_stn.harness.records import load_log
-
     _, trials, schedule = load_log(outcome.run_dir)
     assert trials
     assert all(math.isfinite(t.val_loss) for t in trials if t.val_loss is not None)
@@ -338,3 +330,24 @@ def test_delta_stn_runs_on_every_task(name: str, tmp_path: Path) -> None:
     tuned = [k for k in schedule[0].values if "/" not in k]
     assert set(tuned) == set(get_task(name).space)
     assert any(schedule[-1].values[k] != schedule[0].values[k] for k in tuned)  # λ moved
+
+
+def test_linearised_inputs_of_the_wrong_shape_are_refused() -> None:
+    source = HyperInput(3)
+    with pytest.raises(ValueError, match=r"linearise needs offsets of shape \(N, 3\), got \(3,\)"):
+        source.linearise(torch.zeros(3))
+    layer = HyperLinear(4, 2, n_hparams=3, source=source)
+    source.linearise(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=r"HyperLinear: expected offsets of shape \(8, 3\), got \(5, 3\)"):
+        layer(torch.randn(8, 4))
+
+
+def test_a_non_finite_response_loss_ends_the_run_as_failed(tmp_path: Path) -> None:
+    task = _task("digits_mlp")
+    with RunLog(tmp_path) as log, task.noise_scope(0):
+        loop = _loop(task, "delta_stn", {}, 0, log)
+        assert not loop.descend(torch.tensor(float("nan")), loop.response, "response")
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    failed = [r for r in records if r.get("status") == TrialStatus.FAILED.value]
+    assert len(failed) == 1
+    assert "non-finite response loss nan at step 0" in failed[0]["reason"]
