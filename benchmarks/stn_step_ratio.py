@@ -13,9 +13,16 @@ takes one training batch, and times:
   the elementary weights on the loss at the current λ (model centred), then the response on the loss at
   perturbed λ, linearised around the elementary weights by a forward-mode JVP; its hyper-step is STN's.
 
+* **IFT weight step** (``methods/ift.py``): the plain model at the current λ with relaxed dropout masks;
+* **IFT hyper-step** for K = 0, 1 and 5 Neumann terms (``--neumann``): the validation gradient, the
+  training loss again through twice-differentiable layers, K Hessian-vector products and the mixed
+  derivative in λ (``IFTLoop.hyper_step`` itself, on the same batches).
+
 It prints the medians, the weight-step ratio (the issue's target: <= 2.0), the cost per weight step of the
 paper's 2:1 alternation (``(2·weight + hyper) / 2``) over the baseline step, the same two ratios for
-Delta-STN (``Δw/base``, ``Δ2:1/base``; issue 17's aim: at most 0.5 above STN's), and ratios of parameter count,
+Delta-STN (``Δw/base``, ``Δ2:1/base``; issue 17's aim: at most 0.5 above STN's), then for IFT its
+weight step over the baseline step (``I w/base``) and one hyper-step in baseline steps for each K
+(``I K=k``; issue 21), and ratios of parameter count,
 of the bytes autograd saves for the backward pass (activation memory, measured with
 ``torch.autograd.graph.saved_tensors_hooks``, on any device) and, on CUDA, of peak allocated memory.
 
@@ -31,17 +38,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from hpobench_stn import Task
+from hpobench_stn import Budget, FakeClock, Task
+from hpobench_stn.foundation.clock import BudgetTimer
 from hpobench_stn.foundation.seeding import RunSeeds
+from hpobench_stn.harness.method import RunContext
+from hpobench_stn.harness.records import RunLog
 from hpobench_stn.methods.delta_stn import general_loss, response_loss
+from hpobench_stn.methods.ift import IFT
 from hpobench_stn.nn import hyper_input_of, init_hyper_path, is_hyper_path
 from hpobench_stn.nn.hparams import HParams
 from hpobench_stn.tasks.cifar_alexnet import CifarAlexNet
@@ -74,7 +87,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_s(fn: Callable[[], None], device: torch.device, reps: int, warmup: int = 2) -> float:
+def median_s(fn: Callable[[], object], device: torch.device, reps: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -101,6 +114,29 @@ def saved_bytes() -> Iterator[list[int]]:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield total
     total[0] = sum(seen.values())
+
+
+def measure_ift(task: Task, reps: int, terms: list[int], config: dict[str, float | int]) -> dict[str, float]:
+    """IFT's weight step and its hyper-step for each number of Neumann terms, through ``IFTLoop`` itself."""
+    device = task.device
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, RunLog(Path(tmp)) as log:
+        timer = BudgetTimer(Budget(1e9), FakeClock(tick=1e-6))
+        timer.start()
+        ctx = RunContext(task, timer, RunSeeds.from_master(0), log, "ift")
+        tuned = IFT().tuned_names(task)
+        for k in terms:
+            loop = IFT({"neumann_terms": k, "init": {n: config[n] for n in tuned}}).make_loop(task, ctx)
+            batch = next(iter(task.train_batches(torch.Generator().manual_seed(0))))
+
+            weight_step = partial(loop.weight_step, batch)
+            hyper_step = loop.hyper_step
+            if "ift_weight_s" not in out:
+                out["ift_weight_s"] = median_s(weight_step, device, reps)
+            else:
+                weight_step()
+            out[f"ift_hyper_{k}_s"] = median_s(hyper_step, device, reps)
+    return out
 
 
 def measure(task: Task, reps: int) -> dict[str, float]:
@@ -197,23 +233,30 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["cpu", "paper"], choices=["smoke", "cpu", "paper"])
     parser.add_argument("--tasks", nargs="+", default=["ptb_lstm", "cifar_alexnet"])
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--neumann", type=int, nargs="+", default=[0, 1, 5], help="IFT's Neumann terms K")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     header = f"{'task':14} {'size':6} {'base ms':>9} {'STN w ms':>9} {'hyper ms':>9} {'Δ w ms':>9} {'w/base':>7}"
     header += f" {'2:1/base':>8} {'Δw/base':>8} {'Δ2:1/base':>9}"
+    header += f" {'I w/base':>8}" + "".join(f" {'I K=' + str(k):>7}" for k in args.neumann)
     header += f" {'params':>7} {'act mem':>8}" + (f" {'peak':>6}" if device.type == "cuda" else "")
     print(header)
     for name in args.tasks:
         for size in args.sizes:
             task = make_task(name, size, device, args.data_dir)
             r = measure(task, args.reps)
+            config = {**task.space.default(), **(REGULARISED if isinstance(task, PTBTask) else CIFAR_REGULARISED)}
+            r.update(measure_ift(task, args.reps, args.neumann, config))
             cycle = (2 * r["weight_s"] + r["hyper_s"]) / 2 / r["baseline_s"]
             delta_cycle = (2 * r["delta_s"] + r["hyper_s"]) / 2 / r["baseline_s"]
             ms = " ".join(f"{1e3 * r[k]:9.1f}" for k in ("baseline_s", "weight_s", "hyper_s", "delta_s"))
             ratios = f"{r['weight_s'] / r['baseline_s']:7.2f} {cycle:8.2f}"
-            ratios += f" {r['delta_s'] / r['baseline_s']:8.2f} {delta_cycle:9.2f} {r['param_ratio']:7.2f}"
+            ratios += f" {r['delta_s'] / r['baseline_s']:8.2f} {delta_cycle:9.2f}"
+            ratios += f" {r['ift_weight_s'] / r['baseline_s']:8.2f}"
+            ratios += "".join(f" {r[f'ift_hyper_{k}_s'] / r['baseline_s']:7.2f}" for k in args.neumann)
+            ratios += f" {r['param_ratio']:7.2f}"
             line = f"{name:14} {size:6} {ms} {ratios} {r['activation_ratio']:8.2f}"
             if "peak_ratio" in r:
                 line += f" {r['peak_ratio']:6.2f}"

@@ -235,18 +235,19 @@ class STN(Method):
         )
 
 
-class STNLoop:
-    """The state of one STN run: Algorithm 1 reads top to bottom in :meth:`run`.
-
-    A variant of the algorithm (``delta_stn``) subclasses it and overrides a step."""
+class TuningLoop:
+    """One run of a method that tunes λ inside a single training run: weight steps, a hyper-step every
+    ``train_steps`` of them after the warm-up, a full validation (recorded as a trial) every
+    ``val_every`` epochs, the schedule every ``schedule_every`` steps. :meth:`run` reads top to bottom;
+    a method supplies :meth:`weight_step`, :meth:`hyper_step` and :meth:`at_current_lambda`
+    (``stn``'s :class:`STNLoop`, ``ift``'s loop)."""
 
     def __init__(
         self,
         task: Task,
         ctx: RunContext,
-        opts: STNOptions,
+        opts: Any,  # the method's options: warmup_epochs, train_steps, hyper_steps, val_every, ...
         model: torch.nn.Module,
-        hyper_input: HyperInput,
         hparams: HParams,
         fixed: Mapping[str, float | int],
         weight_opt: torch.optim.Optimizer,
@@ -254,7 +255,7 @@ class STNLoop:
         method_rng: torch.Generator,
     ) -> None:
         self.task, self.ctx, self.opts, self.model = task, ctx, opts, model
-        self.hyper_input, self.hparams, self.fixed = hyper_input, hparams, dict(fixed)
+        self.hparams, self.fixed = hparams, dict(fixed)
         self._untuned: dict[int, dict[str, torch.Tensor]] = {}  # batch size → untuned values, (N,) each
         self.weight_opt, self.hyper_opt = weight_opt, hyper_opt
         self.tuning = _cycle(lambda: task.tuning_batches(method_rng))
@@ -284,6 +285,84 @@ class STNLoop:
                 return
         self.record_schedule()  # max_epochs reached: the schedule's last point
 
+    def weight_step(self, batch: Batch) -> bool:
+        """One training step of the weights; False when the run must stop."""
+        raise NotImplementedError
+
+    def hyper_step(self) -> bool:
+        """One step of λ; False when the run must stop."""
+        raise NotImplementedError
+
+    def at_current_lambda(self) -> None:
+        """Make the model answer for the current λ (validation's and the incumbent's model)."""
+
+    def untuned_values(self, n: int) -> dict[str, torch.Tensor]:
+        """The untuned hyperparameters at their fixed values, ``(n,)`` each (built once per batch size)."""
+        if n not in self._untuned:
+            tuned = set(self.hparams.names)
+            device = self.task.device
+            fixed = {k: v for k, v in self.fixed.items() if k not in tuned}
+            self._untuned[n] = {k: torch.full((n,), float(v), device=device) for k, v in fixed.items()}
+        return self._untuned[n]
+
+    def validate(self) -> bool:
+        """A full clean validation at the current λ, recorded as a trial; False when the run must stop."""
+        timer = self.ctx.timer
+        with timer.phase("validate"):
+            self.at_current_lambda()
+            val = self.task.evaluate(self.model, "val", timer)
+        if val is None:
+            self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
+            return False
+        self.history.append(val.loss)
+        if not math.isfinite(val.loss):
+            self.stop(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {self.epochs}")
+            return False
+        fit = FitResult(
+            TrialStatus.COMPLETE, val, self.epochs, self.steps, model=self.model, val_losses=tuple(self.history)
+        )
+        self.record(fit)
+        with timer.phase("validate"):
+            self.task.after_validation(self.weight_opt, self.history)
+        return True
+
+    def stop(self, status: TrialStatus, reason: str) -> None:
+        """Record how the run ended (no validation attached)."""
+        self.record_schedule()
+        self.record(FitResult(status, None, self.epochs, self.steps, reason, val_losses=tuple(self.history)))
+
+    def record(self, fit: FitResult) -> None:
+        totals = self.ctx.timer.totals()
+        self.ctx.record(self.hparams.config(self.fixed), fit, phase_delta(self.snapshot, totals))
+        self.snapshot = totals
+
+    def record_schedule(self) -> None:
+        """The current λ (Ints as their continuous value) at the current step."""
+        self.ctx.record_schedule(self.steps, self.hparams.current())
+
+
+class STNLoop(TuningLoop):
+    """The state of one STN run (Algorithm 1: :meth:`TuningLoop.run` with STN's steps).
+
+    A variant of the algorithm (``delta_stn``) subclasses it and overrides a step."""
+
+    def __init__(
+        self,
+        task: Task,
+        ctx: RunContext,
+        opts: STNOptions,
+        model: torch.nn.Module,
+        hyper_input: HyperInput,
+        hparams: HParams,
+        fixed: Mapping[str, float | int],
+        weight_opt: torch.optim.Optimizer,
+        hyper_opt: torch.optim.Optimizer,
+        method_rng: torch.Generator,
+    ) -> None:
+        super().__init__(task, ctx, opts, model, hparams, fixed, weight_opt, hyper_opt, method_rng)
+        self.opts: STNOptions = opts
+        self.hyper_input = hyper_input
+
     # ----------------------------------------------------------------------------------------------
     def weight_step(self, batch: Batch) -> bool:
         """One step of the weights at perturbed λ; False when the run must stop."""
@@ -307,15 +386,6 @@ class STNLoop:
             self.weight_opt.step()
             self.steps += 1
         return True
-
-    def untuned_values(self, n: int) -> dict[str, torch.Tensor]:
-        """The untuned hyperparameters at their fixed values, ``(n,)`` each (built once per batch size)."""
-        if n not in self._untuned:
-            tuned = set(self.hparams.names)
-            device = self.task.device
-            fixed = {k: v for k, v in self.fixed.items() if k not in tuned}
-            self._untuned[n] = {k: torch.full((n,), float(v), device=device) for k, v in fixed.items()}
-        return self._untuned[n]
 
     def hyper_step(self) -> bool:
         """One step of λ and σ on a clean validation batch; False when the run must stop."""
@@ -350,42 +420,12 @@ class STNLoop:
             self.hparams.clamp_()
         return True
 
-    def validate(self) -> bool:
-        """A full clean validation at the current λ, recorded as a trial; False when the run must stop."""
-        timer = self.ctx.timer
-        with timer.phase("validate"):
-            self.at_current_lambda()
-            val = self.task.evaluate(self.model, "val", timer)
-        if val is None:
-            self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during validation")
-            return False
-        self.history.append(val.loss)
-        if not math.isfinite(val.loss):
-            self.stop(TrialStatus.FAILED, f"non-finite validation loss {val.loss} after epoch {self.epochs}")
-            return False
-        fit = FitResult(
-            TrialStatus.COMPLETE, val, self.epochs, self.steps, model=self.model, val_losses=tuple(self.history)
-        )
-        self.record(fit)
-        with timer.phase("validate"):
-            self.task.after_validation(self.weight_opt, self.history)
-        return True
-
     def at_current_lambda(self) -> None:
         """Make the model answer for the current λ (no gradient): validation's and the incumbent's model."""
         self.hyper_input.set(self.hparams.hnet_input().detach())
 
-    def stop(self, status: TrialStatus, reason: str) -> None:
-        """Record how the run ended (no validation attached)."""
-        self.record_schedule()
-        self.record(FitResult(status, None, self.epochs, self.steps, reason, val_losses=tuple(self.history)))
-
-    def record(self, fit: FitResult) -> None:
-        totals = self.ctx.timer.totals()
-        self.ctx.record(self.hparams.config(self.fixed), fit, phase_delta(self.snapshot, totals))
-        self.snapshot = totals
-
     def record_schedule(self) -> None:
+        """The current λ and σ (``sigma/<name>``) at the current step."""
         with torch.no_grad():
             sigma = self.hparams.sigma().tolist()
         values = self.hparams.current()

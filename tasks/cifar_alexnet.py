@@ -230,6 +230,15 @@ class AlexNet(nn.Module):
 class CifarAlexNet(Task):
     """AlexNet on CIFAR-10 (see the module docstring)."""
 
+    # The dropouts (relaxed masks), input scale noise and the colour jitter ranges (factors drawn by
+    # reparameterisation); not cutout's integer length and holes.
+    differentiable_hparams: ClassVar[tuple[str, ...]] = (
+        *CONV_DROPOUTS,
+        *FC_DROPOUTS,
+        "dropout_in",
+        "input_scale",
+        *JITTERS,
+    )
     space = SearchSpace(
         {
             **{name: Float(0.0, 0.9, default=0.0) for name in (*CONV_DROPOUTS, *FC_DROPOUTS)},

@@ -115,6 +115,8 @@ def random_shift(images: torch.Tensor, max_shift: torch.Tensor) -> torch.Tensor:
 class DigitsTask(Task):
     """An MLP on scikit-learn's digits (see the module docstring)."""
 
+    # The dropouts (relaxed masks) and the weight decay; not the integer shift.
+    differentiable_hparams: ClassVar[tuple[str, ...]] = ("dropout_in", "dropout_h1", "dropout_h2", "weight_decay")
     space = SearchSpace(
         {
             "dropout_in": Float(0.0, 0.8, default=0.0),

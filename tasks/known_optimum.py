@@ -257,6 +257,7 @@ class Ridge(KnownOptimumTask):
     """The L2 coefficient of ridge regression (log scale); see the module docstring."""
 
     hparam = "l2"
+    differentiable_hparams: ClassVar[tuple[str, ...]] = ("l2",)
     space = SearchSpace({"l2": Float(1e-3, 1e3, default=1e-3, log=True)})
     presets: ClassVar[Mapping[str, Preset]] = {"smoke": RegressionPreset("smoke", epochs=400, batch_size=10)}
 
@@ -275,6 +276,7 @@ class DropoutRegression(KnownOptimumTask):
     """The rate of inverted dropout on the inputs, on ``[0, 0.9]``; see the module docstring."""
 
     hparam = "dropout"
+    differentiable_hparams: ClassVar[tuple[str, ...]] = ("dropout",)
     space = SearchSpace({"dropout": Float(0.0, 0.9, default=0.0)})
     presets: ClassVar[Mapping[str, Preset]] = {"smoke": RegressionPreset("smoke", epochs=400, batch_size=10)}
 

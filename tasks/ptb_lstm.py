@@ -109,6 +109,7 @@ from hpobench_stn import (
 from hpobench_stn.datasets import resolve_data_root
 from hpobench_stn.datasets.ptb import PTBCorpus, load_ptb
 from hpobench_stn.nn import HyperLSTM, Layers, is_hyper_path, linearised
+from hpobench_stn.nn.implicit import is_twice_differentiable, lstm_layer
 from hpobench_stn.nn.regularizers import (
     activation_regularization,
     drop_connect,
@@ -262,13 +263,17 @@ class TiedLSTM(nn.Module):
             out, (h, c) = module(x, (h0, c0), hh_mask=mask)
             return out, h, c
         lstm = cast(nn.LSTM, module)
-        if not dropping:
+        twice = is_twice_differentiable()
+        if not dropping and not twice:
             out, (h, c) = lstm(x, (h0, c0))  # the fused kernel with the module's own (flat) weights
             return out, h, c
         w_ih, w_hh, b_ih, b_hh = (cast(torch.Tensor, w) for w in lstm._flat_weights)
-        w_hh = drop_connect(w_hh, wdrop, self.training)
-        if w_hh.dim() != 2:
-            raise TaskError(_PER_EXAMPLE_WDROP)
+        if dropping:
+            w_hh = drop_connect(w_hh, wdrop, self.training)
+            if w_hh.dim() != 2:
+                raise TaskError(_PER_EXAMPLE_WDROP)
+        if twice:  # an implicit hypergradient differentiates this loss twice: no fused kernel can
+            return lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
         weights = [w_ih, w_hh, b_ih, b_hh]
         # What nn.LSTM.forward calls, with the masked W_hh: (input, hx, params, has_biases, num_layers,
         # dropout, train, bidirectional, batch_first) → (output, h_n, c_n).
@@ -368,6 +373,8 @@ class PTBTask(Task):
     }
     preset: PTBPreset
     batch_level_hparams: ClassVar[tuple[str, ...]] = ("wdrop",)  # one DropConnect mask per batch (TiedLSTM._run_layer)
+    # Every one: the dropouts with relaxed masks, AR and TAR as they are.
+    differentiable_hparams: ClassVar[tuple[str, ...]] = (*DROPOUTS, "alpha", "beta")
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         super().__init__(preset, device=device, data_dir=data_dir)

@@ -35,6 +35,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "optuna_gp": {"n_startup_trials": 3},
     # No warm-up and validation every epoch: hyper-steps run between tested incumbents.
     "stn": {"warmup_epochs": 0, "schedule_every": 3, "max_epochs": 3},
+    "ift": {"warmup_epochs": 0, "schedule_every": 3, "max_epochs": 3},
 }
 METHODS = [m for m in method_names() if m != "schedule_replay"]
 TEST_BATCHES = 4

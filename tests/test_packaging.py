@@ -87,6 +87,7 @@ def test_entry_points_name_modules_the_wheel_holds(wheel: zipfile.ZipFile) -> No
         "optuna_hyperband",
         "stn",
         "delta_stn",
+        "ift",
         "pbt",
         "schedule_replay",
     }

@@ -58,7 +58,10 @@ def test_the_cpu_suite_is_the_committed_comparison() -> None:
     """The paper comparison's five methods, the two multi-fidelity peers, PBT and Delta-STN × both paper tasks; the
     smoke and paper suites hold the same methods."""
     suite = load_suite("cpu")
-    methods = {"grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband", "pbt", "stn", "delta_stn"}
+    methods = {
+        *("grid", "random", "skopt_gp", "optuna_tpe", "optuna_sh", "optuna_hyperband"),
+        *("pbt", "stn", "delta_stn", "ift"),
+    }
     assert set(suite.methods) == methods
     assert set(suite.tasks) == {"ptb_lstm", "cifar_alexnet"}
     assert suite.preset == "cpu"
@@ -84,7 +87,9 @@ def test_sensitivity_and_schedule_suites_hold_the_arms_the_paper_compares() -> N
     assert ratios == {(1, 1), (2, 1), (5, 1), (10, 1)}
     fixed = {s.method_options["sigma0"] for s in sens.runs() if s.method_options.get("tune_sigma") is False}
     assert fixed == {0.1, 0.5, 1.0}
-    assert {s.method for s in sens.runs()} == {"stn", "delta_stn"}
+    assert {s.method for s in sens.runs()} == {"stn", "delta_stn", "ift"}
+    terms = {dict(s.method_options).get("neumann_terms", 5) for s in sens.runs() if s.method == "ift"}
+    assert terms == {0, 1, 5}
     for method in ("stn", "delta_stn"):  # each at its default and at the three fixed scales
         arms = [s for s in sens.runs() if s.method == method and s.seed == 0 and s.task == "ptb_lstm"]
         assert sorted(
@@ -95,8 +100,13 @@ def test_sensitivity_and_schedule_suites_hold_the_arms_the_paper_compares() -> N
     assert sched.tasks == ("ptb_lstm",)
     first, second = sched.waves()
     assert {s.method for s in second} == {"schedule_replay"}
-    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3", "pbt", "delta_stn"}
-    assert {dict(s.method_options)["arm"] for s in second} == {"stn", "pbt", "delta_stn"}  # each schedule is replayed
+    assert {s.name for s in first} >= {"grid", "stn", "stn_from_0.3", "pbt", "delta_stn", "ift"}
+    assert {dict(s.method_options)["arm"] for s in second} == {
+        "stn",
+        "pbt",
+        "delta_stn",
+        "ift",
+    }  # each schedule is replayed
 
 
 def test_suite_file_loads_with_options(tmp_path: Path) -> None:

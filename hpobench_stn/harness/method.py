@@ -82,6 +82,12 @@ class Method(ABC):
     def options_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.options)
 
+    def method_tuned(self, task: Task, space: SearchSpace) -> list[str] | None:
+        """The hyperparameters this method will move when it tunes only part of the open ``space``
+        (``ift``: those differentiable in the training loss), for the run's metadata; None (the
+        default): all of them."""
+        return None
+
     @abstractmethod
     def run(self, task: Task, ctx: RunContext) -> None:
         """Spend ``ctx.timer``'s budget tuning ``task``; report each evaluation via ``ctx.record``."""

@@ -163,6 +163,7 @@ class RunMetadata:
     arm: str | None = None  # the suite's name for this method and its options (None: the method's name)
     tuned: list[str] | None = None  # the hyperparameters open to the method (None: the task's whole space)
     data_files: tuple[DataFile, ...] = ()  # the files Task.data_files named, relative to the data root, with sha256
+    method_tuned: list[str] | None = None  # what the method moved, when only part of `tuned` (Method.method_tuned)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "meta", **dataclasses.asdict(self)}

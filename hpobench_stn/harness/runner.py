@@ -248,8 +248,10 @@ def execute(
     with timer.paused():
         task.warm_up()
 
+    space = task.space if spec.tune is None else task.space.subspace(list(spec.tune))
     with RunLog(run_dir) as log:
         with timer.paused():
+            method_tuned = method.method_tuned(task, space)
             sha, dirty = git_state()
             roots = machine_roots(data_dir)  # a record names no folder of this machine
             meta = RunMetadata(
@@ -259,6 +261,7 @@ def execute(
                 method_options=method.options_dict(),
                 arm=spec.name,
                 tuned=None if spec.tune is None else list(spec.tune),
+                method_tuned=method_tuned,
                 seed=spec.seed,
                 budget_s=spec.budget.seconds,
                 data_source=portable_text(data_source, roots),
@@ -272,7 +275,6 @@ def execute(
                 started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
             log.append(meta)
-        space = task.space if spec.tune is None else task.space.subspace(list(spec.tune))
         ctx = RunContext(task, timer, seeds, log, spec.method, on_trial, space, run_dir)
         method.run(task, ctx)
         with timer.paused():

@@ -129,6 +129,11 @@ class Task(ABC):
     # Hyperparameters whose regulariser takes one value per batch (e.g. DropConnect on a fused LSTM
     # kernel): a best-response method perturbs them once per batch instead of once per example.
     batch_level_hparams: ClassVar[tuple[str, ...]] = ()
+    # Hyperparameters the training loss (regularised_loss) is differentiable in, with dropout masks
+    # relaxed (hpobench_stn.nn.regularizers.relaxed) and recurrent layers twice differentiable
+    # (hpobench_stn.nn.implicit.twice_differentiable): what an implicit-gradient method (ift) can tune.
+    # Integer hyperparameters (cutout holes, shifts) never are.
+    differentiable_hparams: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, preset: str, *, device: torch.device | str = "cpu", data_dir: Path | None = None) -> None:
         if preset not in self.presets:

@@ -20,6 +20,15 @@ function                      input                  mask (one Bernoulli(1 - p_n
 
 Kept values are scaled by ``1 / (1 - p)`` (inverted dropout), so expectations are unchanged.
 
+**Relaxed masks.** Hard Bernoulli masks have no gradient in the rate. Inside :func:`relaxed` every mask
+of this module is drawn instead from the relaxed Bernoulli ("concrete") distribution at the given
+temperature (:class:`torch.distributions.RelaxedBernoulli`, reparameterised: a mask entry is
+``sigmoid((logit(1 - p) + logit(u)) / t)`` with ``u ~ U(0, 1)``), so a training loss is differentiable
+in its dropout rates, for a method that differentiates it (``ift``). As ``t → 0`` the draws tend to hard
+Bernoulli draws. Outside :func:`relaxed` (the default, and every other method) the masks are the hard
+draws, bit for bit as before the option existed. A rate of exactly 0 keeps every entry exactly (mask
+1) in both modes.
+
 Shapes are always checked. *Values* (a rate in ``[0, 1)``, a strength ``>= 0``) are checked only for
 tensors on the CPU, where it is free (:func:`checks_values`): on a GPU every such check synchronises
 the device, several times per training step. Rates there come from a config the search space has
@@ -28,7 +37,13 @@ validated, or from a best-response method's projection onto the bounds.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
+from torch.distributions import RelaxedBernoulli
 
 __all__ = [
     "activation_regularization",
@@ -38,11 +53,50 @@ __all__ = [
     "element_dropout",
     "embedding_dropout",
     "embedding_dropout_mask",
+    "keep_mask",
     "locked_dropout",
     "per_example",
+    "relaxed",
+    "relaxed_temperature",
     "scale_noise",
     "temporal_activation_regularization",
 ]
+
+
+# The temperature of relaxed masks inside `relaxed()`; None: hard Bernoulli masks (the default).
+_TEMPERATURE: ContextVar[float | None] = ContextVar("relaxed_mask_temperature", default=None)
+
+
+@contextmanager
+def relaxed(temperature: float) -> Iterator[None]:
+    """Draw every dropout mask of this module from the relaxed Bernoulli at ``temperature`` (> 0) inside
+    the block (see the module docstring); nesting replaces the temperature for the inner block."""
+    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
+        raise ValueError(f"relaxed: the temperature must be a finite number > 0, got {temperature!r}")
+    token = _TEMPERATURE.set(float(temperature))
+    try:
+        yield
+    finally:
+        _TEMPERATURE.reset(token)
+
+
+def relaxed_temperature() -> float | None:
+    """The temperature of the enclosing :func:`relaxed` block; None outside one (hard masks)."""
+    return _TEMPERATURE.get()
+
+
+def keep_mask(keep: torch.Tensor) -> torch.Tensor:
+    """A mask of 0/1 draws with keep probabilities ``keep`` (any shape): ``torch.bernoulli(keep)``, or inside
+    :func:`relaxed` a relaxed Bernoulli draw in ``[0, 1]``, differentiable in ``keep`` (entries with
+    ``keep == 1`` are exactly 1)."""
+    temperature = _TEMPERATURE.get()
+    if temperature is None:
+        return torch.bernoulli(keep)
+    # validate_args=False: the argument check would read the values (a device sync on a GPU).
+    dist = RelaxedBernoulli(
+        torch.tensor(temperature, device=keep.device, dtype=keep.dtype), probs=keep, validate_args=False
+    )
+    return torch.where(keep >= 1.0, torch.ones_like(keep), dist.rsample())
 
 
 def per_example(value: float | torch.Tensor, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -69,7 +123,7 @@ def _check_rates(name: str, p: torch.Tensor, n: int) -> None:
 def _masked(x: torch.Tensor, p: torch.Tensor, mask_shape: tuple[int, ...], rate_view: tuple[int, ...]) -> torch.Tensor:
     """``x`` times a Bernoulli(1 - p) mask of ``mask_shape`` (broadcast over ``x``), scaled by 1/(1 - p)."""
     keep = (1.0 - p).view(rate_view)
-    mask = torch.bernoulli(keep.expand(mask_shape))
+    mask = keep_mask(keep.expand(mask_shape))
     return x * (mask / keep)
 
 
@@ -130,7 +184,7 @@ def embedding_dropout_mask(tokens: torch.Tensor, vocab: int, p: torch.Tensor) ->
     _check_rates("embedding_dropout", p, n)
     keep = 1.0 - p  # (N,)
     # One draw per (example, word type); only the types that occur are looked up.
-    type_mask = torch.bernoulli(keep[:, None].expand(n, vocab))  # (N, V)
+    type_mask = keep_mask(keep[:, None].expand(n, vocab))  # (N, V)
     token_mask = type_mask.gather(1, tokens.t()).t()  # (T, N)
     return token_mask / keep
 
@@ -165,9 +219,9 @@ def drop_connect(weight: torch.Tensor, p: torch.Tensor, training: bool) -> torch
     _check_rates("drop_connect", p, p.shape[0])
     if bool((p == p[0]).all()):
         keep = 1.0 - p[0]
-        return weight * (torch.bernoulli(keep.expand_as(weight)) / keep)
+        return weight * (keep_mask(keep.expand_as(weight)) / keep)
     keep = (1.0 - p).to(weight.dtype).view(-1, 1, 1)
-    mask = torch.bernoulli(keep.expand(p.shape[0], *weight.shape))
+    mask = keep_mask(keep.expand(p.shape[0], *weight.shape))
     return weight.unsqueeze(0) * (mask / keep)
 
 

@@ -65,7 +65,7 @@ _FIXED_COLOURS = {
     "schedule_replay": 9,
 }
 # Shipped methods past the palette's ten colours: indices into its dark variant (Delta-STN in STN's dark blue).
-_DARK_COLOURS = {"delta_stn": 0}
+_DARK_COLOURS = {"delta_stn": 0, "ift": 1}
 # Line styles of the shipped methods (STN solid, the one a reader looks for); other arms cycle.
 _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "stn": "-",
@@ -79,6 +79,7 @@ _FIXED_LINESTYLES: dict[str, str | tuple[int, tuple[int, ...]]] = {
     "optuna_hyperband": (0, (2, 2)),
     "pbt": (0, (8, 2)),
     "delta_stn": (0, (4, 1, 1, 1)),
+    "ift": (0, (1, 2, 4, 2)),
 }
 # The budget figure's categories: cividis (colour-blind safe) for the work, near-black and light grey for
 # the harness's sliver and the unused rest, so no category reads as a method's colour.

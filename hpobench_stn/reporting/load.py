@@ -56,6 +56,7 @@ COLUMNS = [
     "wall_s",
     "status",
     "warnings",  # the run's warnings (e.g. a schedule parked at a bound), "; "-joined; empty when none
+    "method_tuned",  # what the method moved when only part of the open space (ift), ", "-joined; empty: all
 ]
 
 # The order (and, in figures, the colours) of the methods this project ships; other arms follow.
@@ -69,6 +70,7 @@ KNOWN_ARMS = (
     "optuna_hyperband",
     "stn",
     "delta_stn",
+    "ift",
     "pbt",
     "schedule_replay",
 )
@@ -129,6 +131,7 @@ def collect(root: Path) -> pd.DataFrame:
                     "wall_s": None,
                     "status": RunState.INCOMPLETE.value,
                     "warnings": "",
+                    "method_tuned": ", ".join(meta.method_tuned or ()),
                 }
             )
             continue
@@ -157,6 +160,7 @@ def _final_row(final: FinalRecord) -> dict[str, Any]:
         "elapsed_s": final.elapsed_s,
         "wall_s": final.wall_s,
         "warnings": "; ".join(final.warnings),
+        "method_tuned": ", ".join(m.method_tuned or ()),
     }
 
 

@@ -28,7 +28,7 @@ from .aggregate import summarise
 from .figures import write_figures
 from .load import load_runs, write_csv
 from .significance import check_test
-from .tables import Provenance, flagged_runs, provenance, write_tables
+from .tables import Provenance, flagged_runs, partly_tuned_arms, provenance, write_tables
 
 __all__ = ["Report", "baseline_methods", "default_plots_dir", "make_report", "validation_methods"]
 
@@ -103,7 +103,7 @@ def make_report(
     summary = summarise(runs, baseline_methods(methods), by_validation, test=test)
     prov = provenance(runs.runs)
     # 3. Write: tables beside the runs, figures into the plots folder.
-    paths += write_tables(summary, prov, results_dir, flagged_runs(table))
+    paths += write_tables(summary, prov, results_dir, flagged_runs(table), partly_tuned_arms(table))
     validation_arms = set(runs.runs.loc[runs.runs["method"].isin(by_validation), "arm"])
     plots = default_plots_dir(results_dir) if plots_dir is None else Path(plots_dir)
     paths += write_figures(runs, plots, times=times, validation_arms=validation_arms)

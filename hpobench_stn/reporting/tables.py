@@ -25,6 +25,7 @@ __all__ = [
     "flagged_runs",
     "format_ci",
     "format_p",
+    "partly_tuned_arms",
     "provenance",
     "render_latex",
     "render_markdown",
@@ -182,14 +183,30 @@ def _legend(summary: pd.DataFrame) -> str:
     return text
 
 
-def render_markdown(summary: pd.DataFrame, prov: Provenance, flagged: Sequence[str] = ()) -> str:
-    """The summary table, its legend, the provenance, and the runs flagged with warnings (if any)."""
+def render_markdown(
+    summary: pd.DataFrame, prov: Provenance, flagged: Sequence[str] = (), partly_tuned: Sequence[str] = ()
+) -> str:
+    """The summary table, its legend, the provenance, the arms that tuned only part of the space
+    (:func:`partly_tuned_arms`) and the runs flagged with warnings (if any)."""
     table = _display(summary, ("**", "**"), " †").to_markdown(index=False)
     text = f"{table}\n\n{_legend(summary)}\n\nProvenance: {prov.sentence()}.\n"
+    if partly_tuned:
+        items = "\n".join(f"- {line}" for line in partly_tuned)
+        text += f"\nArms that tuned part of the space (the rest stayed at their defaults):\n\n{items}\n"
     if flagged:
         items = "\n".join(f"- {line}" for line in flagged)
         text += f"\nFlagged runs ({len(flagged)}; column `warnings` of runs.csv):\n\n{items}\n"
     return text
+
+
+def partly_tuned_arms(runs: pd.DataFrame) -> list[str]:
+    """``task/preset/arm: names`` for each arm whose method tuned only part of its open space (column
+    ``method_tuned`` of the per-run table, e.g. ``ift``: the hyperparameters differentiable in the loss)."""
+    if "method_tuned" not in runs.columns:
+        return []
+    rows = runs[runs["method_tuned"].fillna("").astype(str) != ""]
+    lines = {f"{r.task}/{r.preset}/{r.arm}: {r.method_tuned}" for r in rows.itertuples()}
+    return sorted(lines)
 
 
 def flagged_runs(runs: pd.DataFrame) -> list[str]:
@@ -258,9 +275,15 @@ def render_latex(summary: pd.DataFrame, prov: Provenance) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: pd.DataFrame, prov: Provenance, out: Path, flagged: Sequence[str] = ()) -> list[Path]:
-    """Write ``summary.md`` (with the ``flagged`` runs' warnings), ``summary.csv`` and ``summary.tex``
-    into ``out``; return their paths."""
+def write_tables(
+    summary: pd.DataFrame,
+    prov: Provenance,
+    out: Path,
+    flagged: Sequence[str] = (),
+    partly_tuned: Sequence[str] = (),
+) -> list[Path]:
+    """Write ``summary.md`` (with the arms that tuned part of the space and the ``flagged`` runs'
+    warnings), ``summary.csv`` and ``summary.tex`` into ``out``; return their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv = summary.assign(
@@ -271,7 +294,7 @@ def write_tables(summary: pd.DataFrame, prov: Provenance, out: Path, flagged: Se
         device="; ".join(prov.devices),
     )
     paths = [out / "summary.md", out / "summary.csv", out / "summary.tex"]
-    paths[0].write_text(render_markdown(summary, prov, flagged), encoding="utf-8")
+    paths[0].write_text(render_markdown(summary, prov, flagged, partly_tuned), encoding="utf-8")
     csv.to_csv(paths[1], index=False)
     paths[2].write_text(render_latex(summary, prov), encoding="utf-8")
     return paths
