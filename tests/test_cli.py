@@ -123,6 +123,7 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
         "wall_s",
         "status",
         "warnings",
+        "method_tuned",
     ]
     assert reader.fieldnames == COLUMNS
     final = load_final(_run_dir(finished_run))
@@ -138,6 +139,7 @@ def test_report_writes_the_csv_columns(run_cli: CliRunner, finished_run: Path, t
     assert int(row["n_trials"]) == final.n_trials
     assert float(row["best_val"]) == final.incumbent_val_loss
     assert float(row["test_at_best"]) == final.incumbent_test_loss
+    assert row["method_tuned"] == ""  # random moves the whole open space
 
 
 @pytest.mark.parametrize(
