@@ -135,7 +135,7 @@ def test_ift_comes_within_ln_1_1_of_the_ridge_optimum_on_every_seed(
     all_outcomes: dict[str, dict[Key, KnownOptimumRun]],
 ) -> None:
     """Issue 21: from either side, on every seed, ``ift`` at its defaults brings λ within a factor 1.1
-    of λ* (measured: within 100-550 weight steps of ~3,300; its last quarter then averages 4-11 % below
+    of λ* (measured: within 100-550 weight steps of ~3,300; its last quarter then averages 4-10 % below
     λ*, the bias of five Neumann terms)."""
     tol = math.log(1.1)
     firsts = {
