@@ -1,7 +1,8 @@
 """``ift`` (``methods/ift.py``): the Neumann series, the implicit hypergradient against ridge's closed
 form, relaxed masks, the twice-differentiable LSTM, and runs on every task. Known optima at default
-options are in ``test_known_optimum.py``; the contract, direction and test-set invariance tests cover
-``ift`` with the other gray-box methods."""
+options are in ``test_known_optimum.py``, which is also the gradient methods' direction check (a
+hypergradient of the wrong sign drives λ away from λ* from either side; ``test_direction.py`` covers
+the ask/tell methods); the contract and test-set invariance tests cover ``ift`` with every method."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hpobench_stn.foundation.clock import BudgetTimer
 from hpobench_stn.harness.method import RunContext
 from hpobench_stn.harness.records import RunLog, load_final, load_log
 from hpobench_stn.harness.runner import RunSpec, execute
-from hpobench_stn.methods.ift import IFT, IFTLoop, inverse_hvp
+from hpobench_stn.methods.ift import IFT, IFTLoop, inverse_hvp, top_curvature
 from hpobench_stn.nn.implicit import lstm_layer
 from hpobench_stn.tasks.known_optimum import Ridge
 
@@ -56,6 +57,29 @@ def test_the_neumann_estimate_converges_to_the_inverse_hessian_vector_product() 
     assert errors[-1] <= bound * 10
 
 
+def test_the_power_iteration_finds_the_top_curvature_and_warm_starts() -> None:
+    """``top_curvature`` approaches |λ|_max from below (eigenvalues in [0.5, 4]: to 1e-6 in 200 steps),
+    and one step from the vector it returns keeps the estimate (the warm start of later hyper-steps)."""
+    gen = torch.Generator().manual_seed(1)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=torch.float64))
+    h = q @ torch.diag(torch.linspace(0.5, 4.0, 6, dtype=torch.float64)) @ q.t()
+
+    def hvp(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return (h @ x[0],)
+
+    start = (torch.randn(6, generator=gen, dtype=torch.float64),)
+    estimates = [top_curvature(hvp, start, k)[0] for k in (1, 5, 20, 200)]
+    assert all(e <= 4.0 + 1e-9 for e in estimates)
+    assert estimates == sorted(estimates)
+    assert estimates[-1] == pytest.approx(4.0, rel=1e-6)
+    _, vector = top_curvature(hvp, start, 200)
+    assert top_curvature(hvp, vector, 1)[0] == pytest.approx(4.0, rel=1e-6)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        top_curvature(hvp, start, 0)
+    with pytest.raises(ValueError, match="start vector is zero"):
+        top_curvature(hvp, (torch.zeros(6, dtype=torch.float64),), 3)
+
+
 def test_neumann_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="terms must be an integer >= 0"):
         inverse_hvp(lambda x: x, (torch.ones(1),), 0.1, -1)
@@ -78,12 +102,16 @@ def _ridge_loop(log: RunLog, options: dict[str, Any]) -> tuple[Ridge, IFTLoop]:
     return task, method.make_loop(task, ctx)
 
 
+@pytest.mark.parametrize("alpha", [0.05, None], ids=["alpha-0.05", "alpha-by-power-iteration"])
 @pytest.mark.parametrize("h", [0.05, 0.5, 5.0])
-def test_the_hypergradient_at_the_inner_optimum_is_the_exact_implicit_gradient(h: float, tmp_path: Path) -> None:
+def test_the_hypergradient_at_the_inner_optimum_is_the_exact_implicit_gradient(
+    h: float, alpha: float | None, tmp_path: Path
+) -> None:
     """With the weights at the exact best response w*(h) and the whole training set as the batch, the
-    hypergradient (Neumann series, enough terms) is d/du of the closed-form validation loss within 5 %."""
+    hypergradient (Neumann series, enough terms; α fixed or the default 1/|λ|_max by power iteration)
+    is d/du of the closed-form validation loss within 5 %."""
     with RunLog(tmp_path) as log:
-        task, loop = _ridge_loop(log, {"init": {"l2": h}, "neumann_terms": 1000, "neumann_alpha": 0.05})
+        task, loop = _ridge_loop(log, {"init": {"l2": h}, "neumann_terms": 1000, "neumann_alpha": alpha})
         x, y = task.train_arrays()
         with torch.no_grad():
             (weight,) = list(loop.model.parameters())
