@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -83,7 +84,7 @@ from hpobench_stn.nn.implicit import twice_differentiable
 from hpobench_stn.nn.regularizers import relaxed
 
 DEFAULT_TEMPERATURE = 0.1  # concrete dropout's (Gal, Hron & Kendall 2017)
-FIRST_POWER_STEPS = 10  # power iterations for |λ|_max(H) at the first hyper-step; one at each later one
+FIRST_POWER_STEPS = 10  # power iterations for |λ|_max(H) at the first hyper-step (then `power_steps` each)
 
 Vectors = tuple[torch.Tensor, ...]
 
@@ -152,6 +153,7 @@ class IFTOptions:
     hyper_lr: float = 0.03  # Adam learning rate of λ's unconstrained coordinates (ours, not the task's stn rate)
     neumann_terms: int = 5  # Hessian-vector products in the Neumann series (0: identity)
     neumann_alpha: float | None = None  # its step α; None: 1/|λ|_max(H), tracked by power iteration
+    power_steps: int = 1  # power iterations per hyper-step after the first (which takes FIRST_POWER_STEPS)
     val_batches: int = 4  # validation batches per hyper-step
     temperature: float = DEFAULT_TEMPERATURE  # of the relaxed dropout masks
     relax_training: bool = True  # weight steps with relaxed masks too (False: hard masks)
@@ -163,7 +165,14 @@ class IFTOptions:
     max_epochs: int | None = None  # stop after this many epochs (None: the budget decides)
 
     def __post_init__(self) -> None:
-        for name, minimum in (("train_steps", 1), ("hyper_steps", 1), ("neumann_terms", 0), ("val_batches", 1)):
+        integers = (
+            ("train_steps", 1),
+            ("hyper_steps", 1),
+            ("neumann_terms", 0),
+            ("power_steps", 1),
+            ("val_batches", 1),
+        )
+        for name, minimum in integers:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -280,34 +289,20 @@ class IFTLoop(TuningLoop):
         u = self.hparams.unconstrained
         current = self.hparams.values_of(u.expand(n, -1) if differentiable else u.detach().expand(n, -1))
         values = {**self.untuned_values(n), **current}
-        if differentiable or self.opts.relax_training:
-            with relaxed(self.opts.temperature):
-                return self.task.regularised_loss(self.model, batch, values)
-        return self.task.regularised_loss(self.model, batch, values)
+        masks = relaxed(self.opts.temperature) if differentiable or self.opts.relax_training else nullcontext()
+        with masks:
+            return self.task.regularised_loss(self.model, batch, values)
 
-    def weight_step(self, batch: Batch) -> bool:
-        """One step of the weights at the current λ; False when the run must stop."""
-        timer = self.ctx.timer
-        with timer.phase("train"):
-            if timer.expired():
-                self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
-                return False
-            self.last = (batch, self.task.carried_state(self.model))
-            self.model.train()
-            loss = self.training_loss(batch, differentiable=False)
-            if not torch.isfinite(loss):
-                self.stop(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {self.steps}")
-                return False
-            self.weight_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.task.clip_gradients(self.model)
-            self.weight_opt.step()
-            self.steps += 1
-        return True
+    def weight_loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss at the current λ; remembers the batch and the state it starts from (the
+        hyper-step differentiates this loss again)."""
+        self.last = (batch, self.task.carried_state(self.model))
+        self.model.train()
+        return self.training_loss(batch, differentiable=False)
 
     def hyper_step(self) -> bool:
         """One implicit hypergradient step of λ (see the module docstring); False when the run must stop."""
-        timer, _task, model = self.ctx.timer, self.task, self.model
+        timer, model = self.ctx.timer, self.model
         with timer.phase("hyper"):
             if timer.expired():
                 self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during a hyper-step")
@@ -358,14 +353,14 @@ class IFTLoop(TuningLoop):
         """The Neumann step α: the ``neumann_alpha`` option, else ``1/|λ|_max(H)`` (the step that makes
         ``I − αH`` contract on every direction of positive curvature), ``|λ|_max`` tracked by power
         iteration: :data:`FIRST_POWER_STEPS` Hessian-vector products at the first hyper-step from a
-        seeded random vector, one at each later one from the last vector."""
+        seeded random vector, ``power_steps`` at each later one from the last vector."""
         if self.opts.neumann_alpha is not None:
             return float(self.opts.neumann_alpha)
         if self.top is None:
             start = tuple(torch.randn(p.shape, generator=self.power_rng).to(p) for p in self.params)
             estimate, self.top = top_curvature(hvp, start, FIRST_POWER_STEPS)
         else:
-            estimate, self.top = top_curvature(hvp, self.top, 1)
+            estimate, self.top = top_curvature(hvp, self.top, self.opts.power_steps)
         if estimate > 0:
             self.curvature = estimate
         return 1.0 / self.curvature if self.curvature else 1.0

@@ -239,7 +239,8 @@ class TuningLoop:
     """One run of a method that tunes λ inside a single training run: weight steps, a hyper-step every
     ``train_steps`` of them after the warm-up, a full validation (recorded as a trial) every
     ``val_every`` epochs, the schedule every ``schedule_every`` steps. :meth:`run` reads top to bottom;
-    a method supplies :meth:`weight_step`, :meth:`hyper_step` and :meth:`at_current_lambda`
+    a method supplies :meth:`weight_loss` (or a whole :meth:`weight_step`), :meth:`hyper_step` and
+    :meth:`at_current_lambda`
     (``stn``'s :class:`STNLoop`, ``ift``'s loop)."""
 
     def __init__(
@@ -286,7 +287,25 @@ class TuningLoop:
         self.record_schedule()  # max_epochs reached: the schedule's last point
 
     def weight_step(self, batch: Batch) -> bool:
-        """One training step of the weights; False when the run must stop."""
+        """One optimiser step of the weights on :meth:`weight_loss`; False when the run must stop."""
+        timer = self.ctx.timer
+        with timer.phase("train"):
+            if timer.expired():
+                self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
+                return False
+            loss = self.weight_loss(batch)
+            if not torch.isfinite(loss):
+                self.stop(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {self.steps}")
+                return False
+            self.weight_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.task.clip_gradients(self.model)
+            self.weight_opt.step()
+            self.steps += 1
+        return True
+
+    def weight_loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss of one weight step on ``batch`` (the model put in training mode)."""
         raise NotImplementedError
 
     def hyper_step(self) -> bool:
@@ -364,28 +383,14 @@ class STNLoop(TuningLoop):
         self.hyper_input = hyper_input
 
     # ----------------------------------------------------------------------------------------------
-    def weight_step(self, batch: Batch) -> bool:
-        """One step of the weights at perturbed λ; False when the run must stop."""
-        timer = self.ctx.timer
-        with timer.phase("train"):
-            if timer.expired():
-                self.stop(TrialStatus.OUT_OF_BUDGET, "deadline reached during training")
-                return False
-            n = self.task.examples_in(batch)
-            draw = self.hparams.perturbed(n)  # hnet (N, K); values name → (N,)
-            values = {**self.untuned_values(n), **draw.values}
-            self.hyper_input.set(draw.hnet)
-            self.model.train()
-            loss = self.task.regularised_loss(self.model, batch, values)
-            if not torch.isfinite(loss):
-                self.stop(TrialStatus.FAILED, f"non-finite training loss {loss.item()} at step {self.steps}")
-                return False
-            self.weight_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.task.clip_gradients(self.model)
-            self.weight_opt.step()
-            self.steps += 1
-        return True
+    def weight_loss(self, batch: Batch) -> torch.Tensor:
+        """The regularised training loss at perturbed λ, one draw per example."""
+        n = self.task.examples_in(batch)
+        draw = self.hparams.perturbed(n)  # hnet (N, K); values name → (N,)
+        values = {**self.untuned_values(n), **draw.values}
+        self.hyper_input.set(draw.hnet)
+        self.model.train()
+        return self.task.regularised_loss(self.model, batch, values)
 
     def hyper_step(self) -> bool:
         """One step of λ and σ on a clean validation batch; False when the run must stop."""

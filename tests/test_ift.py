@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpobench_stn import Budget, FakeClock, MethodError, RunSeeds, get_method, get_task
+from hpobench_stn import Budget, FakeClock, MethodError, RunSeeds, SearchSpace, get_method, get_task
 from hpobench_stn.foundation.clock import BudgetTimer
 from hpobench_stn.harness.method import RunContext
 from hpobench_stn.harness.records import RunLog, load_final, load_log
@@ -168,9 +168,31 @@ def test_ift_tunes_only_what_the_training_loss_is_differentiable_in() -> None:
     assert "hue" in names
     with pytest.raises(MethodError, match="cannot tune \\['cutout_holes'\\]"):
         IFT({"tune": ["cutout_holes"]}).tuned_names(cifar("smoke", data_dir=DATA))
-    for name, bad in (("neumann_terms", -1), ("train_steps", 0), ("temperature", 0.0), ("val_batches", 0)):
-        with pytest.raises(MethodError, match=name):
-            IFT({name: bad})
+    only_cutout = SearchSpace({"cutout_length": cifar.space["cutout_length"]})
+    with pytest.raises(MethodError, match=r"lists none of \['cutout_length'\] as differentiable"):
+        method.tuned_names(cifar("smoke", data_dir=DATA), only_cutout)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"neumann_terms": -1}, "neumann_terms must be an integer >= 0, got -1"),
+        ({"train_steps": 0}, "train_steps must be an integer >= 1, got 0"),
+        ({"hyper_steps": True}, "hyper_steps must be an integer >= 1, got True"),
+        ({"val_batches": 0}, "val_batches must be an integer >= 1, got 0"),
+        ({"power_steps": 0}, "power_steps must be an integer >= 1, got 0"),
+        ({"warmup_epochs": -1}, "warmup_epochs must be an integer >= 0, got -1"),
+        ({"max_epochs": 0}, "max_epochs must be an integer >= 1, got 0"),
+        ({"hyper_lr": 0.0}, "hyper_lr must be a finite number > 0, got 0.0"),
+        ({"neumann_alpha": float("inf")}, "neumann_alpha must be a finite number > 0, got inf"),
+        ({"temperature": 0.0}, "temperature must be a finite number > 0, got 0.0"),
+        ({"relax_training": "yes"}, "relax_training must be true or false, got 'yes'"),
+        ({"margin": 0.5}, r"margin must lie in \(0, 0.5\), got 0.5"),
+    ],
+)
+def test_bad_ift_options_are_refused_with_the_allowed_range(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(MethodError, match=message):
+        IFT(options)
 
 
 @pytest.mark.parametrize("name", ["digits_mlp", "ptb_lstm", "cifar_alexnet"])
